@@ -1,0 +1,165 @@
+"""The one library object every shell (CLI, HTTP API, Gradio UI, eval harness) talks to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from rag.chunk import Chunker
+from rag.embed import Embedder, load_embedder
+from rag.indexer import Indexer, Progress
+from rag.paths import seeds_dir
+from rag.retrieve import Retrieval, Retriever
+from rag.schemas import DocumentInfo, IngestReport, IngestResult, SearchHit, SearchResponse
+from rag.settings import Settings
+from rag.store.index import CorpusIndex, IndexSpec, IndexStats
+from rag.types import Document, Filters
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """Facade over ingest, index, retrieval and answering; components load on first use."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._init_lock = threading.RLock()
+
+    # -- components ---------------------------------------------------------------------------
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return load_embedder(self.settings.embed)
+
+    @cached_property
+    def chunker(self) -> Chunker:
+        return Chunker(self.settings.chunk, self.embedder.count_tokens)
+
+    @cached_property
+    def spec(self) -> IndexSpec:
+        return IndexSpec(
+            embedder=self.embedder.name,
+            embedder_fingerprint=self.embedder.fingerprint,
+            dim=self.embedder.dim,
+            chunker=self.chunker.describe(),
+        )
+
+    @cached_property
+    def index(self) -> CorpusIndex:
+        with self._init_lock:
+            return CorpusIndex(self.settings.index.dir, self.spec, self.settings.index)
+
+    @cached_property
+    def indexer(self) -> Indexer:
+        return Indexer(self.index, self.embedder, self.chunker, self.settings.ingest)
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(
+            self.index,
+            self.embedder,
+            self.settings.retrieve,
+            reranker=self.reranker,
+            rerank_depth=self.settings.rerank.depth,
+        )
+
+    @cached_property
+    def reranker(self) -> Any:
+        from rag.rerank.factory import load_reranker
+
+        return load_reranker(self.settings.rerank)
+
+    # -- index management ---------------------------------------------------------------------
+
+    def ensure_index(self, progress: Progress | None = None) -> IngestReport | None:
+        """Build the seed-corpus index when the index directory holds no index yet."""
+        with self._init_lock:
+            if CorpusIndex.exists(self.settings.index.dir) or not self.settings.index.auto_seed:
+                return None
+            log.info("no index in %s yet: indexing the seed corpus", self.settings.index.dir)
+            return self.add([seeds_dir()], progress)
+
+    def add(self, paths: Iterable[Path | str], progress: Progress | None = None) -> IngestReport:
+        return self.indexer.add_paths([Path(p) for p in paths], progress)
+
+    def add_documents(
+        self, docs: Iterable[Document], progress: Progress | None = None, total: int | None = None
+    ) -> IngestReport:
+        return self.indexer.add_documents(docs, progress, total)
+
+    def remove(self, ref: str) -> IngestResult:
+        return self.indexer.remove(ref)
+
+    def documents(self) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(
+                doc_id=d.doc_id,
+                title=d.title,
+                source=d.source,
+                format=d.format,
+                kind=d.kind,
+                year=d.year,
+                chunks=d.n_chunks,
+                added_at=d.added_at,
+                authors=d.meta.get("authors", []),
+                date=d.meta.get("date", ""),
+                doi=d.meta.get("doi", ""),
+                pmid=d.meta.get("pmid", ""),
+                url=d.meta.get("url", ""),
+            )
+            for d in self.index.documents()
+        ]
+
+    def stats(self) -> IndexStats:
+        return self.index.stats()
+
+    def index_fingerprint(self) -> str:
+        """Changes whenever the indexed content or the way it was embedded changes."""
+        manifest = self.index.manifest()
+        payload = json.dumps(
+            {
+                "manifest": {k: manifest.get(k) for k in ("embedder", "chunker", "schema_version")},
+                "generation": self.index.generation(),
+                "dir": str(self.settings.index.dir.resolve()),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # -- retrieval ----------------------------------------------------------------------------
+
+    def retrieve(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        rerank: bool | None = None,
+    ) -> Retrieval:
+        self.ensure_index()
+        return self.retriever.run(query, k=k, filters=filters, mode=mode, rerank=rerank)
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        rerank: bool | None = None,
+    ) -> SearchResponse:
+        result = self.retrieve(query, k=k, filters=filters, mode=mode, rerank=rerank)
+        return SearchResponse(
+            query=query,
+            expanded_query=result.expanded,
+            hits=[SearchHit.from_hit(i, h) for i, h in enumerate(result.hits, start=1)],
+            timings_ms=result.timings_ms,
+            index_fingerprint=self.index_fingerprint(),
+        )

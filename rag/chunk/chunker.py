@@ -1,0 +1,191 @@
+"""Structure-aware chunking: sections -> paragraphs -> sentences, never inside a sentence.
+
+Budgets are counted with the embedder's own tokenizer, so a chunk never silently loses its
+tail to the embedder's truncation. Every chunk is an exact slice of the document text:
+``doc.text[chunk.start:chunk.end] == chunk.text``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pysbd
+
+from rag.settings import ChunkSettings
+from rag.types import Chunk, Document, Span
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A piece that is never split: a sentence, a table row or a list line."""
+
+    start: int
+    end: int
+    tokens: int
+    paragraph: int  # index of the span it came from; a change marks a paragraph boundary
+
+
+def chunk_id(doc_id: str, start: int, end: int, text: str) -> str:
+    digest = hashlib.sha1(f"{doc_id}\x00{start}\x00{end}\x00{text}".encode()).hexdigest()
+    return f"{doc_id}#{digest[:12]}"
+
+
+class Chunker:
+    """Splits documents into overlapping, token-budgeted chunks with provenance."""
+
+    def __init__(self, settings: ChunkSettings, count_tokens: TokenCounter) -> None:
+        self.settings = settings
+        self.count_tokens = count_tokens
+        self._segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+    def describe(self) -> dict[str, int | str]:
+        """What the index manifest records: a different chunker means a rebuild."""
+        return {
+            "algorithm": "sections>paragraphs>sentences/v1",
+            "max_tokens": self.settings.max_tokens,
+            "overlap_tokens": self.settings.overlap_tokens,
+        }
+
+    def run(self, doc: Document) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section_spans in _sections(doc.spans):
+            units = self._units(doc.text, section_spans)
+            for start, end, tokens in self._pack(units):
+                text = doc.text[start:end]
+                first = next(
+                    (s for s in section_spans if s.start <= start < s.end), section_spans[0]
+                )
+                chunks.append(
+                    Chunk(
+                        chunk_id=chunk_id(doc.doc_id, start, end, text),
+                        doc_id=doc.doc_id,
+                        ordinal=len(chunks),
+                        start=start,
+                        end=end,
+                        text=text,
+                        section=first.section,
+                        page=first.page,
+                        n_tokens=tokens,
+                    )
+                )
+        return chunks
+
+    # -- units --------------------------------------------------------------------------------
+
+    def _units(self, text: str, spans: list[Span]) -> list[_Unit]:
+        pieces: list[tuple[int, int, int]] = []  # start, end, paragraph
+        whole = [text[s.start : s.end] for s in spans]
+        whole_tokens = self.count_tokens(whole)
+        for index, (span, tokens) in enumerate(zip(spans, whole_tokens, strict=True)):
+            if tokens <= self.settings.max_tokens:
+                pieces.append((span.start, span.end, index))
+            elif span.kind in ("table", "list"):
+                pieces.extend((a, b, index) for a, b in _lines(text, span))
+            else:
+                pieces.extend((a, b, index) for a, b in self._sentences(text, span))
+        counts = self.count_tokens([text[a:b] for a, b, _ in pieces])
+        return [_Unit(a, b, n, p) for (a, b, p), n in zip(pieces, counts, strict=True)]
+
+    def _sentences(self, text: str, span: Span) -> list[tuple[int, int]]:
+        """Sentence spans covering ``span``; each boundary is where pysbd starts a sentence."""
+        segment = text[span.start : span.end]
+        starts: list[int] = []
+        cursor = 0
+        for sent in self._segmenter.segment(segment):
+            # pysbd's own offsets drift on repeated text; re-find each sentence from the cursor.
+            found = segment.find(sent.sent, cursor)
+            if found >= 0:
+                starts.append(found)
+                cursor = found + len(sent.sent)
+        if not starts:
+            return [(span.start, span.end)]
+        starts[0] = 0
+        out = []
+        for a, b in itertools.pairwise([*starts, len(segment)]):
+            a, b = _trim(segment, a, b)
+            if b > a:
+                out.append((span.start + a, span.start + b))
+        return out
+
+    # -- packing ------------------------------------------------------------------------------
+
+    def _pack(self, units: list[_Unit]) -> list[tuple[int, int, int]]:
+        """Greedy packing with sentence-level overlap; prefers paragraph boundaries."""
+        budget = self.settings.max_tokens
+        overlap = self.settings.overlap_tokens
+        out: list[tuple[int, int, int]] = []
+        current: list[_Unit] = []
+        used = 0
+        fresh = 0  # units in `current` not already emitted in the previous chunk
+        for index, unit in enumerate(units):
+            starts_paragraph = bool(current) and unit.paragraph != current[-1].paragraph
+            paragraph_fits = self._paragraph_tokens(units, index) <= budget - used
+            soft_break = starts_paragraph and not paragraph_fits and used >= budget // 2
+            if current and (used + unit.tokens > budget or soft_break):
+                if fresh:
+                    out.append((current[0].start, current[-1].end, used))
+                current, used = self._overlap_tail(current, overlap, budget - unit.tokens)
+                fresh = 0
+            current.append(unit)
+            used += unit.tokens
+            fresh += 1
+        if current and fresh:
+            out.append((current[0].start, current[-1].end, used))
+        return out
+
+    @staticmethod
+    def _paragraph_tokens(units: list[_Unit], index: int) -> int:
+        paragraph = units[index].paragraph
+        total = 0
+        for unit in units[index:]:
+            if unit.paragraph != paragraph:
+                break
+            total += unit.tokens
+        return total
+
+    @staticmethod
+    def _overlap_tail(units: list[_Unit], overlap: int, room: int) -> tuple[list[_Unit], int]:
+        tail: list[_Unit] = []
+        used = 0
+        for unit in reversed(units):
+            if used + unit.tokens > min(overlap, room):
+                break
+            tail.insert(0, unit)
+            used += unit.tokens
+        return tail, used
+
+
+def _sections(spans: list[Span]) -> list[list[Span]]:
+    """Consecutive content spans that share a section path; titles and headings are metadata."""
+    groups: list[list[Span]] = []
+    for span in spans:
+        if span.kind in ("title", "heading"):
+            groups.append([])
+            continue
+        if not groups or (groups[-1] and groups[-1][-1].section != span.section):
+            groups.append([])
+        groups[-1].append(span)
+    return [g for g in groups if g]
+
+
+def _lines(text: str, span: Span) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    cursor = span.start
+    for line in text[span.start : span.end].split("\n"):
+        if line.strip():
+            out.append((cursor, cursor + len(line)))
+        cursor += len(line) + 1
+    return out or [(span.start, span.end)]
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b

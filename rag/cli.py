@@ -1,0 +1,310 @@
+"""`rag` command line: a thin shell that maps flags to Settings and calls the Assistant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag.errors import RagError
+from rag.schemas import IngestReport
+from rag.settings import Settings, load_settings
+from rag.types import Filters
+
+app = typer.Typer(
+    help="Oncology literature assistant: index papers, search them, ask cited questions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+index_app = typer.Typer(help="Build and inspect the document index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--index", envvar="RAG_INDEX", help="Index directory (default: index/).", show_default=False
+    ),
+]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Named preset: default, fast, quality, remote.")
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override any setting: --set retrieve.k=8 (repeatable)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(index: Path | None, preset: str | None, overrides: list[str] | None) -> Settings:
+    return load_settings(preset=preset, index_dir=index, overrides=overrides)
+
+
+def _assistant(settings: Settings) -> Any:
+    from rag.assistant import Assistant
+
+    return Assistant(settings)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one red line and the error's exit code."""
+    try:
+        yield
+    except RagError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+@contextmanager
+def _progress(label: str, enabled: bool = True) -> Iterator[Callable[[int, int, str], None]]:
+    if not enabled or not console.is_terminal:
+        yield lambda done, total, item: None
+        return
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", style="dim"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: int, total: int, item: str) -> None:
+            bar.update(task, completed=done, total=total or None, description=Path(item).name[:50])
+
+        yield update
+
+
+def _print_report(report: IngestReport, as_json: bool) -> None:
+    if as_json:
+        out.print_json(report.model_dump_json())
+        return
+    table = Table(title="Ingest summary", show_lines=False)
+    for col in ("status", "file", "doc id", "chunks", "reason"):
+        table.add_column(col)
+    colours = {
+        "failed": "red",
+        "skipped": "yellow",
+        "duplicate": "yellow",
+        "added": "green",
+        "replaced": "cyan",
+        "unchanged": "dim",
+        "removed": "magenta",
+    }
+    for r in report.results:
+        colour = colours.get(r.status, "")
+        table.add_row(
+            f"[{colour}]{r.status}[/{colour}]",
+            r.path,
+            r.doc_id or "",
+            str(r.chunks or ""),
+            r.reason or "",
+        )
+    out.print(table)
+    counts = ", ".join(f"{v} {k}" for k, v in report.summary().items()) or "nothing to do"
+    out.print(f"{counts} in {report.seconds:.1f} s")
+
+
+def _ensure(assistant: Any, as_json: bool) -> None:
+    with _progress("indexing seed corpus", not as_json) as progress:
+        report = assistant.ensure_index(progress)
+    if report is not None and not as_json:
+        console.print(
+            f"[dim]built the seed index in {assistant.settings.index.dir}: "
+            f"{report.count('added')} documents[/dim]"
+        )
+
+
+# -- rag index ... ------------------------------------------------------------------------------
+
+
+@index_app.command("add")
+def index_add(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add or update documents (PDF, HTML, Markdown, text, PubMed/PMC XML)."""
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        with _progress("indexing", not as_json) as progress:
+            report = assistant.add(paths, progress)
+    _print_report(report, as_json)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@index_app.command("remove")
+def index_remove(
+    docs: Annotated[
+        list[str], typer.Argument(help="Document ids (see `rag index list`) or paths.")
+    ],
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents and all their chunks and vectors."""
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        report = IngestReport(results=[assistant.remove(ref) for ref in docs])
+    _print_report(report, as_json)
+
+
+@index_app.command("list")
+def index_list(
+    index: IndexOpt = None, preset: PresetOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List indexed documents."""
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        docs = assistant.documents()
+    if as_json:
+        out.print_json(json.dumps([d.model_dump() for d in docs]))
+        return
+    table = Table(title=f"{len(docs)} documents")
+    for col in ("doc id", "title", "format", "year", "chunks"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(d.doc_id, d.title[:70], d.format, str(d.year or ""), str(d.chunks))
+    out.print(table)
+
+
+@index_app.command("stats")
+def index_stats(
+    index: IndexOpt = None, preset: PresetOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Show index size, models and settings it was built with."""
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        stats = assistant.stats()
+    data = stats.__dict__ | {"dir": str(assistant.settings.index.dir)}
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+        return
+    table = Table(show_header=False, title="Index")
+    for key, value in data.items():
+        if key == "disk_bytes":
+            value = f"{value / 1e6:.2f} MB"
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    index: IndexOpt = None, preset: PresetOpt = None, set_: SetOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Re-chunk and re-embed every stored document with the current settings."""
+    from rag.rebuild import rebuild_index
+
+    with _errors():
+        settings = _settings(index, preset, set_)
+        with _progress("rebuilding", not as_json) as progress:
+            report = rebuild_index(settings, progress)
+    _print_report(report, as_json)
+
+
+@index_app.command("check")
+def index_check(index: IndexOpt = None, preset: PresetOpt = None, set_: SetOpt = None) -> None:
+    """Verify that chunk store, FAISS and BM25 agree and every chunk is an exact span."""
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        problems = assistant.index.check()
+    if problems:
+        for p in problems:
+            out.print(f"[red]inconsistent:[/red] {p}")
+        raise typer.Exit(3)
+    out.print("index is consistent")
+
+
+# -- rag search -------------------------------------------------------------------------------
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="Question or keywords.")],
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Number of passages.")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Only these document ids.")] = None,
+    fmt: Annotated[
+        list[str] | None, typer.Option("--format", help="Only these formats (pdf, jats, ...).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Only these document kinds.")
+    ] = None,
+    year_min: Annotated[int | None, typer.Option("--year-min")] = None,
+    year_max: Annotated[int | None, typer.Option("--year-max")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="hybrid, dense or lexical.")] = None,
+    rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank")] = None,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the passages that best match a question."""
+    filters = Filters(
+        doc_ids=tuple(doc) if doc else None,
+        formats=tuple(fmt) if fmt else None,
+        kinds=tuple(kind) if kind else None,
+        year_min=year_min,
+        year_max=year_max,
+    )
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        _ensure(assistant, as_json)
+        response = assistant.search(query, k=k, filters=filters, mode=mode, rerank=rerank)
+    if as_json:
+        out.print(response.model_dump_json(indent=2))
+        return
+    if response.expanded_query:
+        out.print(f"[dim]expanded: {response.expanded_query}[/dim]")
+    if not response.hits:
+        out.print("no matching passages")
+    for hit in response.hits:
+        p = hit.provenance
+        where = " > ".join(p.section) or "—"
+        page = f", p. {p.page}" if p.page else ""
+        why = hit.why
+        reasons = []
+        if why.lexical_rank:
+            reasons.append(f"bm25 #{why.lexical_rank}")
+        if why.dense_rank:
+            reasons.append(f"dense #{why.dense_rank} ({why.dense_score:.2f})")
+        if why.rerank_score is not None:
+            reasons.append(f"rerank {why.rerank_score:.2f}")
+        out.print(
+            f"[bold][{hit.rank}] {p.title}[/bold] [dim]({p.doc_id}; {where}{page}; "
+            f"chars {p.char_start}-{p.char_end}; {', '.join(reasons)})[/dim]"
+        )
+        out.print(hit.text.strip())
+        out.print()
+    console.print(f"[dim]{response.timings_ms.get('total', 0):.0f} ms[/dim]")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

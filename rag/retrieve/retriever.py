@@ -1,0 +1,150 @@
+"""Hybrid retrieval: BM25 + dense, fused by RRF, optionally reranked, then diversified."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.embed import Embedder
+from rag.rerank import Reranker
+from rag.retrieve.expand import QueryExpander
+from rag.retrieve.fusion import cap_per_doc, mmr, rrf
+from rag.settings import RetrieveSettings
+from rag.store.index import CorpusIndex
+from rag.store.lexical import query_terms
+from rag.types import Filters, Hit
+
+
+@dataclass
+class Retrieval:
+    query: str
+    expanded: str | None
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    best_dense: float | None = None  # highest cosine among dense candidates (for abstention)
+
+
+class Retriever:
+    def __init__(
+        self,
+        index: CorpusIndex,
+        embedder: Embedder,
+        settings: RetrieveSettings,
+        *,
+        reranker: Reranker | None = None,
+        rerank_depth: int = 30,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.reranker = reranker
+        self.rerank_depth = rerank_depth
+        self._expander: tuple[int, QueryExpander] | None = None
+
+    def expander(self) -> QueryExpander:
+        """Aliases learned from the corpus, rebuilt when the index generation changes."""
+        derived = self.index.derived
+        if self._expander is None or self._expander[0] != derived.generation:
+            self._expander = (derived.generation, QueryExpander(derived.aliases))
+        return self._expander[1]
+
+    def run(
+        self,
+        query: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: str | None = None,
+        rerank: bool | None = None,
+    ) -> Retrieval:
+        s = self.settings
+        k = k or s.k
+        mode = mode or s.mode
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        self.index.refresh()
+        allowed = self.index.filter_ids(filters or Filters())
+        if allowed is not None and len(allowed) == 0:
+            return Retrieval(query, None, [], {"total": 0.0})
+        expanded = self.expander().expand(query) if s.expand_queries else None
+        lexical_query = expanded or query
+        timings["prepare"] = _ms(t0)
+
+        dense_ids: list[int] = []
+        dense_scores: dict[int, float] = {}
+        best_dense: float | None = None
+        if mode in ("hybrid", "dense"):
+            t = time.perf_counter()
+            qvec = self.embedder.embed_query(query)
+            scores, ids = self.index.dense_search(qvec, s.dense_depth, allowed)
+            dense_ids = ids.tolist()
+            dense_scores = dict(zip(dense_ids, scores.tolist(), strict=True))
+            best_dense = float(scores[0]) if len(scores) else None
+            timings["dense"] = _ms(t)
+        lexical_ids: list[int] = []
+        lexical_scores: dict[int, float] = {}
+        if mode in ("hybrid", "lexical"):
+            t = time.perf_counter()
+            scores, ids = self.index.lexical_search(lexical_query, s.lexical_depth, allowed)
+            lexical_ids = ids.tolist()
+            lexical_scores = dict(zip(lexical_ids, scores.tolist(), strict=True))
+            timings["lexical"] = _ms(t)
+
+        t = time.perf_counter()
+        fused = rrf([(dense_ids, s.dense_weight), (lexical_ids, s.lexical_weight)], k=s.rrf_k)
+        dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
+        lexical_rank = {i: r for r, i in enumerate(lexical_ids, start=1)}
+        use_rerank = (
+            self.reranker is not None if rerank is None else (rerank and self.reranker is not None)
+        )
+        depth = max(k, self.rerank_depth if use_rerank else k * 4)
+        candidates = fused[:depth]
+        chunks = self.index.chunks([i for i, _ in candidates])
+        terms = query_terms(lexical_query)
+        hits: list[Hit] = []
+        for fused_rank, (row_id, score) in enumerate(candidates, start=1):
+            chunk = chunks.get(row_id)
+            if chunk is None:  # deleted since the derived index was loaded
+                continue
+            lower = chunk.text.lower()
+            hits.append(
+                Hit(
+                    chunk=chunk,
+                    score=score,
+                    dense_rank=dense_rank.get(row_id),
+                    dense_score=dense_scores.get(row_id),
+                    lexical_rank=lexical_rank.get(row_id),
+                    lexical_score=lexical_scores.get(row_id),
+                    fused_rank=fused_rank,
+                    matched_terms=sorted({w for w in terms if w.lower() in lower}),
+                )
+            )
+        timings["fuse"] = _ms(t)
+
+        if use_rerank and self.reranker is not None and hits:
+            t = time.perf_counter()
+            hits = self.reranker.rerank(query, hits)
+            timings["rerank"] = _ms(t)
+
+        t = time.perf_counter()
+        hits = self._diversify(hits, k)
+        timings["diversify"] = _ms(t)
+        timings["total"] = _ms(t0)
+        return Retrieval(query, expanded, hits, timings, best_dense)
+
+    def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
+        s = self.settings
+        if s.diversity == "none" or len(hits) <= 1:
+            return hits[:k]
+        if s.diversity == "per_doc":
+            return [hits[i] for i in cap_per_doc([h.chunk.doc_id for h in hits], k, s.max_per_doc)]
+        vectors = self.index.vectors_for([h.chunk.row_id for h in hits])
+        relevance = np.asarray([h.score for h in hits], dtype=np.float64)
+        order = mmr(relevance, vectors, k, s.mmr_lambda)
+        return [hits[i] for i in order]
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,0 +1,412 @@
+"""The persistent corpus index: chunk store + dense store + BM25, kept consistent on disk.
+
+Commit point = one SQLite transaction (documents, chunks, vectors, generation). The FAISS and
+BM25 files are named after the generation they were derived from; a reader that finds none for
+the current generation (a writer crashed, or is still writing) rebuilds them in memory from
+the same database snapshot. So a kill at any moment leaves the last committed state loadable,
+and a reader never mixes two generations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from rag.settings import IndexSettings
+from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
+from rag.store.faiss_store import FaissStore, choose_kind
+from rag.store.lexical import LexicalIndex
+from rag.types import Chunk, Document, Filters, StoredChunk
+
+DB_NAME = "chunks.sqlite3"
+LOCK_NAME = ".write.lock"
+MANIFEST_NAME = "manifest.json"
+_DERIVED = re.compile(r"^(dense|lexical)\.(\d+)(\.faiss)?$")
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What the vectors in an index depend on; a mismatch means the index must be rebuilt."""
+
+    embedder: str
+    embedder_fingerprint: str
+    dim: int
+    chunker: dict[str, Any]
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "embedder": {
+                "name": self.embedder,
+                "fingerprint": self.embedder_fingerprint,
+                "dim": self.dim,
+            },
+            "chunker": self.chunker,
+        }
+
+
+@dataclass
+class _Derived:
+    generation: int
+    dense: FaissStore
+    lexical: LexicalIndex
+    aliases: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class IndexStats:
+    documents: int
+    chunks: int
+    generation: int
+    vector_index: str
+    dim: int
+    embedder: str
+    embedder_fingerprint: str
+    chunker: dict[str, Any]
+    disk_bytes: int
+    formats: dict[str, int] = field(default_factory=dict)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class CorpusIndex:
+    """Open an index directory for reading; ``writer()`` for changes (one writer at a time)."""
+
+    def __init__(self, directory: Path, spec: IndexSpec, settings: IndexSettings) -> None:
+        self.dir = Path(directory)
+        self.spec = spec
+        self.settings = settings
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._read_lock = threading.RLock()
+        self.store = ChunkStore(self.dir / DB_NAME)
+        self._check_manifest()
+        self._derived: _Derived | None = None
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (Path(directory) / DB_NAME).is_file()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- manifest -----------------------------------------------------------------------------
+
+    def _check_manifest(self) -> None:
+        wanted = self.spec.as_manifest()
+        have = self.store.get_meta("manifest")
+        if have is None:
+            with self._lock(), self.store.write():
+                if self.store.get_meta("manifest") is None:
+                    self.store.set_meta("manifest", wanted | {"created_at": time.time()})
+            write_json_atomic(self.dir / MANIFEST_NAME, self.store.get_meta("manifest"))
+            return
+        problems = []
+        if have.get("schema_version") != SCHEMA_VERSION:
+            problems.append(
+                f"schema version {have.get('schema_version')} (this program reads {SCHEMA_VERSION})"
+            )
+        if have["embedder"] != wanted["embedder"]:
+            e = have["embedder"]
+            problems.append(
+                f"embedder {e['name']} ({e['dim']}-d, fingerprint {e['fingerprint']}) but the "
+                f"settings load {self.spec.embedder} ({self.spec.dim}-d, fingerprint "
+                f"{self.spec.embedder_fingerprint})"
+            )
+        if have["chunker"] != wanted["chunker"]:
+            problems.append(
+                f"chunker {have['chunker']} but the settings ask for {wanted['chunker']}"
+            )
+        if problems:
+            raise IndexMismatchError(
+                f"the index in {self.dir} was built with " + "; ".join(problems) + ". "
+                "Rebuild it from its stored documents with "
+                f"`rag index rebuild --index {self.dir}`, or use the settings it was built "
+                "with, or choose another --index directory."
+            )
+
+    def manifest(self) -> dict[str, Any]:
+        return self.store.get_meta("manifest") or {}
+
+    # -- locking ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        lock = FileLock(str(self.dir / LOCK_NAME), timeout=self.settings.lock_timeout_s)
+        try:
+            with lock:
+                yield
+        except Timeout as exc:
+            raise IndexLockedError(
+                f"another process is writing to {self.dir} (lock {LOCK_NAME}); waited "
+                f"{self.settings.lock_timeout_s:.0f} s (index.lock_timeout_s); "
+                "try again when it ends."
+            ) from exc
+
+    @contextmanager
+    def writer(self) -> Iterator[IndexWriter]:
+        """Exclusive write session; derived files are synced when it ends (also on error)."""
+        with self._lock():
+            store = ChunkStore(self.dir / DB_NAME)
+            writer = IndexWriter(self, store)
+            try:
+                yield writer
+            finally:
+                try:
+                    writer.sync_derived()
+                finally:
+                    store.close()
+
+    # -- derived structures -------------------------------------------------------------------
+
+    def _derived_paths(self, generation: int) -> tuple[Path, Path]:
+        return self.dir / f"dense.{generation}.faiss", self.dir / f"lexical.{generation}"
+
+    def _build_derived(self, store: ChunkStore, generation: int) -> _Derived:
+        ids, vectors = store.all_vectors()
+        kind = choose_kind(self.settings, len(ids))
+        if len(ids):
+            dense = FaissStore.build(ids, vectors, kind, self.settings)
+        else:
+            dense = FaissStore(self.spec.dim, kind, self.settings)
+        lexical = LexicalIndex.build(store.lexical_rows())
+        return _Derived(generation, dense, lexical, store.aliases())
+
+    def _load_derived(self, store: ChunkStore, generation: int) -> _Derived:
+        dense_path, lexical_path = self._derived_paths(generation)
+        try:
+            dense = FaissStore.load(dense_path, self.settings)
+            lexical = LexicalIndex.load(lexical_path)
+        except (FileNotFoundError, RuntimeError, OSError, ValueError):
+            return self._build_derived(store, generation)
+        return _Derived(generation, dense, lexical, store.aliases())
+
+    def refresh(self) -> bool:
+        """Pick up the latest committed generation; True if anything changed."""
+        with self._read_lock, self.store.snapshot():
+            generation = self.store.generation()
+            if self._derived is not None and self._derived.generation == generation:
+                return False
+            self._derived = self._load_derived(self.store, generation)
+            return True
+
+    @property
+    def derived(self) -> _Derived:
+        if self._derived is None:
+            self.refresh()
+        assert self._derived is not None
+        return self._derived
+
+    def adopt(self, derived: _Derived) -> None:
+        """Take over structures a writer in this process just built (saves a reload)."""
+        with self._read_lock:
+            if self._derived is None or derived.generation >= self._derived.generation:
+                self._derived = derived
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def dense_search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.derived.dense.search(query[None, :], k, allowed)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    def lexical_search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.derived.lexical.search(query, k, allowed)
+
+    def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
+        with self._read_lock:
+            return self.store.get_chunks(ids)
+
+    def vectors_for(self, ids: list[int]) -> np.ndarray:
+        with self._read_lock:
+            return self.store.vectors_for(ids)
+
+    def neighbours(self, chunk: StoredChunk) -> list[StoredChunk]:
+        with self._read_lock:
+            return self.store.neighbours(chunk.doc_id, chunk.ordinal)
+
+    def filter_ids(self, filters: Filters) -> np.ndarray | None:
+        if filters.is_empty():
+            return None
+        with self._read_lock:
+            return self.store.filter_ids(filters)
+
+    def documents(self) -> list[DocumentRow]:
+        with self._read_lock:
+            return self.store.documents()
+
+    def document(self, doc_id: str) -> DocumentRow | None:
+        with self._read_lock:
+            return self.store.get_document(doc_id)
+
+    def load_document(self, doc_id: str) -> Document | None:
+        with self._read_lock:
+            return self.store.load_document(doc_id)
+
+    def generation(self) -> int:
+        with self._read_lock:
+            return self.store.generation()
+
+    def stats(self) -> IndexStats:
+        derived = self.derived
+        with self._read_lock:
+            docs = self.store.documents()
+            formats: dict[str, int] = {}
+            for d in docs:
+                formats[d.format] = formats.get(d.format, 0) + 1
+            disk = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+            return IndexStats(
+                documents=len(docs),
+                chunks=self.store.chunk_count(),
+                generation=derived.generation,
+                vector_index=derived.dense.kind,
+                dim=self.spec.dim,
+                embedder=self.spec.embedder,
+                embedder_fingerprint=self.spec.embedder_fingerprint,
+                chunker=self.spec.chunker,
+                disk_bytes=disk,
+                formats=formats,
+            )
+
+    def check(self) -> list[str]:
+        """Consistency problems between chunk store, FAISS ids and BM25 ids (empty = healthy)."""
+        problems: list[str] = []
+        with self._read_lock, self.store.snapshot():
+            generation = self.store.generation()
+            derived = self._load_derived(self.store, generation)
+            db_ids, _ = self.store.all_vectors()
+            db = set(db_ids.tolist())
+            docs = {d.doc_id: d for d in self.store.documents()}
+            counted = sum(d.n_chunks for d in docs.values())
+            for doc in docs.values():
+                full = self.store.load_document(doc.doc_id)
+                ids = self.store.chunk_ids_for_doc(doc.doc_id)
+                for chunk in self.store.get_chunks(ids).values():
+                    if full is None or full.text[chunk.start : chunk.end] != chunk.text:
+                        problems.append(
+                            f"chunk {chunk.chunk_id} is not an exact span of its document"
+                        )
+        dense = set(derived.dense.ids().tolist())
+        lexical = set(derived.lexical._ids.tolist())
+        if dense != db:
+            problems.append(
+                f"FAISS holds {len(dense)} ids, chunk store {len(db)} ({len(dense ^ db)} differ)"
+            )
+        if lexical != db:
+            problems.append(
+                f"BM25 holds {len(lexical)} ids, chunk store {len(db)} ({len(lexical ^ db)} differ)"
+            )
+        if counted != len(db):
+            problems.append(f"documents list {counted} chunks, chunk store holds {len(db)}")
+        return problems
+
+
+class IndexWriter:
+    """Changes to the index; each ``transaction()`` is one atomic commit."""
+
+    def __init__(self, index: CorpusIndex, store: ChunkStore) -> None:
+        self.index = index
+        self.store = store
+        with store.snapshot():
+            generation = store.generation()
+            self._derived = index._load_derived(store, generation)
+        self._dirty = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        added: list[tuple[np.ndarray, np.ndarray]] = []
+        removed: list[int] = []
+        self._pending_add = added
+        self._pending_remove = removed
+        with self.store.write():
+            yield
+        # Committed: mirror the change into the in-memory dense store.
+        if removed:
+            self._derived.dense.remove(np.asarray(removed, dtype=np.int64))
+        for ids, vectors in added:
+            self._derived.dense.add(ids, vectors)
+        self._derived.generation = self.store.generation()
+        self._dirty = self._dirty or bool(added or removed)
+
+    def add(
+        self,
+        doc: Document,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        aliases: list[tuple[str, str, str]] | None = None,
+    ) -> None:
+        ids = self.store.insert_document(doc, chunks, vectors, aliases or [])
+        self._pending_add.append((np.asarray(ids, dtype=np.int64), vectors))
+
+    def remove(self, doc_id: str) -> int:
+        ids = self.store.delete_document(doc_id)
+        self._pending_remove.extend(ids)
+        return len(ids)
+
+    def sync_derived(self) -> None:
+        """Persist FAISS + BM25 for the committed generation and drop older ones."""
+        with self.store.snapshot():
+            generation = self.store.generation()
+            n = self.store.chunk_count()
+            needs_lexical = self._dirty or not self.index._derived_paths(generation)[1].exists()
+            wanted_kind = choose_kind(self.index.settings, n)
+            if wanted_kind != self._derived.dense.kind or self._derived.generation != generation:
+                self._derived = self.index._build_derived(self.store, generation)
+            elif needs_lexical:
+                self._derived.lexical = LexicalIndex.build(self.store.lexical_rows())
+                self._derived.aliases = self.store.aliases()
+        dense_path, lexical_path = self.index._derived_paths(generation)
+        if not dense_path.exists() or self._dirty:
+            self._derived.dense.save(dense_path)
+        if not lexical_path.exists() or self._dirty:
+            self._derived.lexical.save(lexical_path)
+        self._dirty = False
+        self._cleanup(generation)
+        self.index.adopt(self._derived)
+        write_json_atomic(
+            self.index.dir / MANIFEST_NAME,
+            (self.store.get_meta("manifest") or {})
+            | {
+                "generation": generation,
+                "documents": len(self.store.documents()),
+                "chunks": n,
+                "vector_index": self._derived.dense.kind,
+            },
+        )
+
+    def _cleanup(self, keep: int) -> None:
+        for path in self.index.dir.iterdir():
+            match = _DERIVED.match(path.name)
+            if match and int(match.group(2)) != keep:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+
+
+def ensure_consistent(index: CorpusIndex) -> None:
+    problems = index.check()
+    if problems:
+        raise IndexCorruptError("; ".join(problems))

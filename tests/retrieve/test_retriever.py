@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from rag.types import Filters
+
+
+def test_seed_index_finds_harmoni_a_for_pfs_ivonescimab(seed_index) -> None:
+    response = seed_index.search("pfs ivonescimab", k=3)
+    top = response.hits[0]
+    assert "HARMONi-A" in top.text and "7.1 months" in top.text
+    assert top.why.lexical_rank == 1 and top.why.dense_rank is not None
+    assert "progression-free survival" in (response.expanded_query or "")
+    assert top.provenance.char_end - top.provenance.char_start == len(top.text)
+
+
+def test_each_mode_and_filters(seed_index) -> None:
+    for mode in ("dense", "lexical", "hybrid"):
+        hits = seed_index.search("tumor microenvironment radiotherapy", k=3, mode=mode).hits
+        assert hits, mode
+    review = "002_b22e3dff1adcf684"
+    only = seed_index.search("ivonescimab", k=5, filters=Filters(doc_ids=(review,))).hits
+    assert only and {h.provenance.doc_id for h in only} == {review}
+    assert seed_index.search("ivonescimab", filters=Filters(year_min=2030)).hits == []
+    news = seed_index.search("vaccine", filters=Filters(kinds=("news",))).hits
+    assert news and all(h.provenance.doc_id.startswith("000_") for h in news)
+
+
+def test_diversity_avoids_near_duplicates(seed_index) -> None:
+    hits = seed_index.search("resistance to immunotherapy in NSCLC", k=5).hits
+    texts = [h.text for h in hits]
+    assert len(set(texts)) == len(texts)
