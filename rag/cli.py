@@ -35,7 +35,10 @@ out = Console(highlight=False, soft_wrap=True)
 IndexOpt = Annotated[
     Path | None,
     typer.Option(
-        "--index", envvar="RAG_INDEX", help="Index directory (default: index/).", show_default=False
+        "--index",
+        envvar="RAG_INDEX_DIR",
+        help="Index directory (default: index/).",
+        show_default=False,
     ),
 ]
 PresetOpt = Annotated[

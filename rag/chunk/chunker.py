@@ -161,7 +161,12 @@ class Chunker:
 
 
 def _sections(spans: list[Span]) -> list[list[Span]]:
-    """Consecutive content spans that share a section path; titles and headings are metadata."""
+    """Consecutive content spans that share a section path; titles and headings are metadata.
+
+    A document made only of headings (a bare title) is chunked as it is, so it stays findable.
+    """
+    if all(span.kind in ("title", "heading") for span in spans):
+        return [list(spans)] if spans else []
     groups: list[list[Span]] = []
     for span in spans:
         if span.kind in ("title", "heading"):

@@ -69,7 +69,7 @@ def load_text(data: bytes, meta: DocMeta) -> LoadedDocument:
             skip_next = True
             continue
         single_line = "\n" not in stripped
-        is_title = i == 0 and single_line and len(stripped) < 200
+        is_title = i == 0 and single_line and len(stripped) < 200 and len(paragraphs) > 1
         blocks.append(Block(stripped, "title" if is_title else "paragraph"))
     if blocks and blocks[0].kind == "title" and not meta.title:
         meta.title = blocks[0].text

@@ -58,6 +58,7 @@ class Retriever:
         filters: Filters | None = None,
         mode: str | None = None,
         rerank: bool | None = None,
+        diversify: bool = True,
     ) -> Retrieval:
         s = self.settings
         k = k or s.k
@@ -129,7 +130,7 @@ class Retriever:
             timings["rerank"] = _ms(t)
 
         t = time.perf_counter()
-        hits = self._diversify(hits, k)
+        hits = self._diversify(hits, k) if diversify else hits[:k]
         timings["diversify"] = _ms(t)
         timings["total"] = _ms(t0)
         return Retrieval(query, expanded, hits, timings, best_dense)

