@@ -6,7 +6,8 @@ Runs two phases in separate processes so each has its own peak-RSS figure:
 - ``pipeline``: this project's ingest -> chunk -> embed -> FAISS + BM25 + SQLite path.
 Both are scored on the same dev questions with ranx; ratios are taken within the run.
 
-    python -m rag.eval.bench_index --dataset ../shared/datasets/scifact --out eval/results/index_scifact.json
+    python -m rag.eval.bench_index --dataset ../shared/datasets/scifact \
+        --out eval/results/index_scifact.json
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_rag_config_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_invalid_values_name_the_setting() -> None:
-    with pytest.raises(ConfigError, match="invalid setting chunk.overlap_tokens"):
+    with pytest.raises(ConfigError, match=r"invalid setting chunk\.overlap_tokens"):
         load_settings(overrides=["chunk.max_tokens=50", "chunk.overlap_tokens=60"])
-    with pytest.raises(ConfigError, match="group.key=value"):
+    with pytest.raises(ConfigError, match=r"group\.key=value"):
         load_settings(overrides=["nonsense"])
