@@ -28,6 +28,8 @@ app = typer.Typer(
 )
 index_app = typer.Typer(help="Build and inspect the document index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+eval_app = typer.Typer(help="Benchmarks and gold-set evaluation.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -298,6 +300,82 @@ def search(
         out.print(hit.text.strip())
         out.print()
     console.print(f"[dim]{response.timings_ms.get('total', 0):.0f} ms[/dim]")
+
+
+# -- rag eval ... -------------------------------------------------------------------------------
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="Shared-schema dataset folder.")
+    ] = None,
+    beir: Annotated[
+        Path | None, typer.Option("--beir", help="BEIR folder (corpus/queries/qrels).")
+    ] = None,
+    split: Annotated[str, typer.Option("--split")] = "dev",
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Score a random sample of questions.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    rerank_model: Annotated[
+        Path | None, typer.Option("--rerank-model", help="Cross-encoder checkpoint.")
+    ] = None,
+    rerank_folds: Annotated[
+        Path | None,
+        typer.Option("--rerank-folds", help="Dir with fold-0/ fold-1/ cross-fitted checkpoints."),
+    ] = None,
+    rows: Annotated[
+        str, typer.Option("--rows", help="Comma list: bm25,dense,hybrid,rerank.")
+    ] = "bm25,dense,hybrid,rerank",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write results JSON here.")
+    ] = None,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Score BM25 / dense / hybrid / hybrid+rerank on a dataset (nDCG@10, recall, MRR, latency)."""
+    from rag.eval.bench_retrieval import (
+        build_assistant,
+        print_table,
+        rerankers_from_options,
+        rows_to_json,
+        run_config,
+    )
+    from rag.eval.datasets import load_beir, load_shared
+
+    if (dataset is None) == (beir is None):
+        console.print("[red]error:[/red] give exactly one of --dataset or --beir")
+        raise typer.Exit(2)
+    with _errors():
+        settings = _settings(index, preset, set_)
+        ds = load_beir(beir, split) if beir else load_shared(dataset, split)  # type: ignore[arg-type]
+        ds = ds.subset(limit, seed)
+        assistant = build_assistant(ds, settings)
+        wanted = [r.strip() for r in rows.split(",") if r.strip()]
+        reranker_for = rerankers_from_options(ds, settings, rerank_model, rerank_folds)
+        results = []
+        for name, mode in (("bm25", "lexical"), ("dense", "dense"), ("hybrid", "hybrid")):
+            if name in wanted:
+                results.append(run_config(assistant, ds, name=name, mode=mode)[0])
+        if "rerank" in wanted and reranker_for is not None:
+            results.append(
+                run_config(
+                    assistant, ds, name="hybrid+rerank", mode="hybrid", reranker_for=reranker_for
+                )[0]
+            )
+        table = print_table(ds, results)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        extra = {
+            "split": split,
+            "limit": limit,
+            "seed": seed,
+            "table": table,
+            "settings": settings.fingerprint(),
+        }
+        json_out.write_text(json.dumps(rows_to_json(ds, results, extra), indent=2))
 
 
 def main() -> None:

@@ -59,8 +59,11 @@ class Retriever:
         mode: str | None = None,
         rerank: bool | None = None,
         diversify: bool = True,
+        reranker: Reranker | None = None,
     ) -> Retrieval:
+        """Retrieve ``k`` hits; ``reranker`` overrides the configured one for this call."""
         s = self.settings
+        reranker = reranker or self.reranker
         k = k or s.k
         mode = mode or s.mode
         timings: dict[str, float] = {}
@@ -97,9 +100,7 @@ class Retriever:
         fused = rrf([(dense_ids, s.dense_weight), (lexical_ids, s.lexical_weight)], k=s.rrf_k)
         dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
         lexical_rank = {i: r for r, i in enumerate(lexical_ids, start=1)}
-        use_rerank = (
-            self.reranker is not None if rerank is None else (rerank and self.reranker is not None)
-        )
+        use_rerank = reranker is not None and rerank is not False
         depth = max(k, self.rerank_depth if use_rerank else k * 4)
         candidates = fused[:depth]
         chunks = self.index.chunks([i for i, _ in candidates])
@@ -124,9 +125,11 @@ class Retriever:
             )
         timings["fuse"] = _ms(t)
 
-        if use_rerank and self.reranker is not None and hits:
+        if use_rerank and reranker is not None and hits:
+            # Only the head is reranked; deeper candidates keep their fused order behind it.
             t = time.perf_counter()
-            hits = self.reranker.rerank(query, hits)
+            head, tail = hits[: self.rerank_depth], hits[self.rerank_depth :]
+            hits = reranker.rerank(query, head) + tail
             timings["rerank"] = _ms(t)
 
         t = time.perf_counter()
