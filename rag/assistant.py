@@ -70,6 +70,52 @@ class Assistant:
         )
 
     @cached_property
+    def generator(self) -> Any:
+        from rag.generate import load_generator
+
+        with self._init_lock:
+            return load_generator(self.settings.generate)
+
+    def support_checker(self) -> Any:
+        from rag.verify import SupportChecker
+
+        return SupportChecker(
+            self.embedder.embed,
+            aliases=self.retriever.expander().related,
+            threshold=self.settings.verify.support_threshold,
+        )
+
+    @cached_property
+    def answerer(self) -> Any:
+        from rag.answer import Answerer
+
+        return Answerer(
+            retriever=self.retriever,
+            embedder=self.embedder,
+            generator=lambda: self.generator,
+            checker=self.support_checker,
+            answer=self.settings.answer,
+            generate=self.settings.generate,
+            fingerprints=self.fingerprints,
+        )
+
+    def fingerprints(self) -> dict[str, str]:
+        """What a run depends on, for reproducible evaluation records."""
+        out = {
+            "embedder": f"{self.embedder.name}@{self.embedder.fingerprint}",
+            "index": self.index_fingerprint(),
+            "settings": hashlib.sha256(
+                json.dumps(self.settings.fingerprint(), sort_keys=True).encode()
+            ).hexdigest()[:16],
+        }
+        if "generator" in self.__dict__:
+            out["generator"] = f"{self.generator.name}@{self.generator.fingerprint}"
+        reranker = self.__dict__.get("reranker")
+        if reranker is not None:
+            out["reranker"] = f"{reranker.name}@{getattr(reranker, 'fingerprint', '')}"
+        return out
+
+    @cached_property
     def reranker(self) -> Any:
         from rag.rerank.factory import load_reranker
 
@@ -145,6 +191,16 @@ class Assistant:
     ) -> Retrieval:
         self.ensure_index()
         return self.retriever.run(query, k=k, filters=filters, mode=mode, rerank=rerank)
+
+    def ask(self, question: str, **kwargs: Any) -> Any:
+        """A verified, cited answer (or an abstention) as an AnswerResponse."""
+        self.ensure_index()
+        return self.answerer.ask(question, **kwargs)
+
+    def ask_stream(self, question: str, **kwargs: Any) -> Any:
+        """Events: evidence, token..., final (see rag.answer)."""
+        self.ensure_index()
+        return self.answerer.stream(question, **kwargs)
 
     def search(
         self,

@@ -302,6 +302,136 @@ def search(
     console.print(f"[dim]{response.timings_ms.get('total', 0):.0f} ms[/dim]")
 
 
+# -- rag ask ------------------------------------------------------------------------------------
+
+
+def _read_questions(path: Path) -> list[dict[str, Any]]:
+    """JSONL with a "question" field, or plain text with one question per line."""
+    items: list[dict[str, Any]] = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise typer.BadParameter(f"{path}:{line_no}: invalid JSON ({exc.msg})") from exc
+            if "question" not in record:
+                raise typer.BadParameter(f'{path}:{line_no}: no "question" field')
+            items.append(record)
+        else:
+            items.append({"question": line})
+    return items
+
+
+def _print_answer(response: Any, debug: bool) -> None:
+    if response.abstained:
+        out.print(f"[yellow]{response.answer}[/yellow]")
+        if response.abstain_reason:
+            out.print(f"[dim]({response.abstain_reason})[/dim]")
+        if response.passages:
+            out.print("\n[bold]Closest passages[/bold]")
+            for hit in response.passages[:3]:
+                p = hit.provenance
+                out.print(f"- {p.title} [dim]({p.doc_id})[/dim]: {hit.text[:240].strip()}...")
+    else:
+        out.print(response.answer)
+        out.print()
+        for c in response.citations:
+            where = " > ".join(c.section)
+            page = f", p. {c.page}" if c.page else ""
+            out.print(
+                f"[bold][{c.number}] {c.title}[/bold] [dim]({c.doc_id}"
+                f"{'; ' + where if where else ''}{page}; {c.verdict})[/dim]"
+            )
+            for q in c.quotes or []:
+                out.print(f"    “{q.text}” [dim](chars {q.char_start}-{q.char_end})[/dim]")
+        flagged = [s for s in response.sentences if s.dropped]
+        if flagged:
+            out.print(
+                f"[dim]{len(flagged)} unsupported sentence(s) removed: "
+                + "; ".join(r for s in flagged for r in s.reasons[:1])
+                + "[/dim]"
+            )
+    if debug:
+        t = response.timings
+        console.print(
+            f"[dim]evidence {t.get('evidence_ms', 0):.0f} ms · first token "
+            f"{t.get('ttft_ms', 0) / 1000:.1f} s · total {t.get('total_ms', 0) / 1000:.1f} s · "
+            f"{t.get('prompt_tokens', 0):.0f} prompt tokens ({t.get('cached_prompt_tokens', 0):.0f}"
+            f" cached) · {t.get('new_tokens', 0):.0f} new · "
+            f"{t.get('decode_tokens_per_s', 0):.1f} tok/s[/dim]"
+        )
+
+
+@app.command("ask")
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question.")] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="Batch: JSONL with a question field, or one per line."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Batch output JSONL file.")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Passages given to the model.")] = None,
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Only these document ids.")] = None,
+    rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Print timings and token rates.")] = False,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a question with citations to the exact passages (or say it cannot)."""
+    if (question is None) == (questions is None):
+        console.print("[red]error:[/red] give a question or --questions FILE")
+        raise typer.Exit(2)
+    filters = Filters(doc_ids=tuple(doc) if doc else None)
+    with _errors():
+        assistant = _assistant(_settings(index, preset, set_))
+        _ensure(assistant, as_json or questions is not None)
+        if questions is not None:
+            items = _read_questions(questions)
+            sink = output.open("w", encoding="utf-8") if output else None
+            try:
+                for item in items:
+                    response = assistant.ask(item["question"], k=k, filters=filters, rerank=rerank)
+                    record = (
+                        response.model_dump(mode="json") | {"id": item.get("id")}
+                        if item.get("id") is not None
+                        else response.model_dump(mode="json")
+                    )
+                    line = json.dumps(record, ensure_ascii=False)
+                    if sink:
+                        sink.write(line + "\n")
+                        sink.flush()
+                    else:
+                        print(line, flush=True)
+            finally:
+                if sink:
+                    sink.close()
+            return
+        assert question is not None
+        if as_json:
+            response = assistant.ask(question, k=k, filters=filters, rerank=rerank)
+            print(response.model_dump_json(indent=2))
+            return
+        live = console.is_terminal
+        response = None
+        for event in assistant.ask_stream(question, k=k, filters=filters, rerank=rerank):
+            if event.type == "evidence" and live and event.data:
+                console.print("[dim]evidence while the answer is written:[/dim]")
+                for ev in event.data:
+                    console.print(f"[dim]  “{ev.text}” — {ev.title}[/dim]")
+            elif event.type == "token" and live:
+                console.print(event.data, end="", style="dim", highlight=False)
+            elif event.type == "final":
+                response = event.data
+        if live:
+            console.print()
+        _print_answer(response, debug)
+
+
 # -- rag eval ... -------------------------------------------------------------------------------
 
 
@@ -376,6 +506,39 @@ def eval_retrieval(
             "settings": settings.fingerprint(),
         }
         json_out.write_text(json.dumps(rows_to_json(ds, results, extra), indent=2))
+
+
+@eval_app.command("train-reranker")
+def eval_train_reranker(
+    fold: Annotated[
+        str, typer.Option("--fold", help="fold-0, fold-1 (cross-fitted halves) or full.")
+    ] = "full",
+    all_folds: Annotated[
+        bool, typer.Option("--all", help="Train fold-0, fold-1 and full in one go.")
+    ] = False,
+    datasets_dir: Annotated[
+        Path | None,
+        typer.Option("--datasets", help="Folder with scifact/ bioasq/ pubmedqa/ (dev splits)."),
+    ] = None,
+    out_root: Annotated[
+        Path | None, typer.Option("--out", help="Recipe folder (default: the reranker cache).")
+    ] = None,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Train the MiniLM cross-encoder reranker on the dev splits (cached, never committed)."""
+    from rag.eval.train_reranker import FOLDS, train_fold
+
+    folds = list(FOLDS) if all_folds else [fold if fold in FOLDS else f"fold-{fold}"]
+    if any(f not in FOLDS for f in folds):
+        console.print(f"[red]error:[/red] --fold must be one of {', '.join(FOLDS)} (or 0 / 1)")
+        raise typer.Exit(2)
+    with _errors():
+        settings = _settings(index, preset, set_)
+        for f in folds:
+            path = train_fold(f, settings=settings, datasets_dir=datasets_dir, out_root=out_root)
+            out.print(str(path))
 
 
 def main() -> None:

@@ -136,3 +136,76 @@ class SearchResponse(BaseModel):
     hits: list[SearchHit]
     timings_ms: dict[str, float] = Field(default_factory=dict)
     index_fingerprint: str = ""
+
+
+# -- answers ----------------------------------------------------------------------------------
+
+
+class NumberCheck(BaseModel):
+    text: str
+    traced: bool
+
+
+class Quote(BaseModel):
+    """One exact sentence of a cited passage, with its place in the document."""
+
+    text: str
+    char_start: int
+    char_end: int
+
+
+class Citation(BaseModel):
+    number: int = Field(description="The [n] used in the answer text.")
+    chunk_id: str
+    doc_id: str
+    title: str
+    section: list[str] = Field(default_factory=list)
+    page: int | None = None
+    source: str = ""
+    char_start: int = Field(description="Start of the passage the model saw, in the document.")
+    char_end: int
+    passage: str
+    quotes: list[Quote] = Field(default_factory=list)
+    verdict: Literal["supported", "partial", "unsupported"] = "supported"
+
+
+class AnswerSentence(BaseModel):
+    text: str
+    citations: list[int] = Field(default_factory=list)
+    verdict: Literal["supported", "partial", "unsupported"]
+    support_score: float
+    reasons: list[str] = Field(default_factory=list)
+    numbers: list[NumberCheck] = Field(default_factory=list)
+    auto_cited: bool = Field(False, description="Citation added or corrected by the verifier.")
+    dropped: bool = Field(False, description="Removed from the shown answer (unsupported).")
+
+
+class Evidence(BaseModel):
+    """Extractive quotes shown before the generated answer arrives."""
+
+    text: str
+    doc_id: str
+    title: str
+    chunk_id: str
+    char_start: int
+    char_end: int
+    score: float
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    standalone_question: str | None = None
+    answer: str
+    abstained: bool
+    abstain_reason: str | None = None
+    sentences: list[AnswerSentence] = Field(default_factory=list)
+    citations: list[Citation] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    passages: list[SearchHit] = Field(
+        default_factory=list, description="Closest passages (always present for abstentions)."
+    )
+    raw_answer: str = ""
+    removed_citations: int = Field(0, description="Citations to passages that were not given.")
+    pruned_citations: int = Field(0, description="Valid citations that supported nothing.")
+    timings: dict[str, float] = Field(default_factory=dict)
+    fingerprints: dict[str, str] = Field(default_factory=dict)

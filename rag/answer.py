@@ -1,0 +1,299 @@
+"""Answering: retrieve -> evidence first -> prompt -> stream generation -> verify -> response.
+
+The stream yields events a shell can forward as they come:
+``evidence`` (extractive quotes, within about a second), ``token`` (generated text),
+``final`` (the verified AnswerResponse). Abstention happens before generation when retrieval
+finds nothing relevant enough, when the model says the passages do not answer, and when
+verification leaves no supported sentence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from rag.embed import Embedder
+from rag.generate import GenerationStats, Generator
+from rag.generate.prompt import Passage, build_messages, build_passages
+from rag.retrieve import Retrieval, Retriever
+from rag.schemas import (
+    AnswerResponse,
+    AnswerSentence,
+    Citation,
+    Evidence,
+    NumberCheck,
+    Quote,
+    SearchHit,
+)
+from rag.settings import AnswerSettings, GenerateSettings
+from rag.types import Filters
+from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
+from rag.verify.support import passage_sentences
+
+ABSTAIN_TEXT = "The indexed documents do not answer this question."
+
+
+@dataclass
+class StreamEvent:
+    type: Literal["status", "evidence", "token", "final", "error"]
+    data: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = (
+            self.data.model_dump(mode="json") if hasattr(self.data, "model_dump") else self.data
+        )
+        return {"type": self.type, "data": payload}
+
+
+class Answerer:
+    def __init__(
+        self,
+        *,
+        retriever: Retriever,
+        embedder: Embedder,
+        generator: Callable[[], Generator],
+        checker: Callable[[], SupportChecker],
+        answer: AnswerSettings,
+        generate: GenerateSettings,
+        fingerprints: Callable[[], dict[str, str]],
+    ) -> None:
+        self.retriever = retriever
+        self.embedder = embedder
+        self._generator = generator
+        self._checker = checker
+        self.settings = answer
+        self.generate = generate
+        self.fingerprints = fingerprints
+
+    # -- public -------------------------------------------------------------------------------
+
+    def ask(self, question: str, **kwargs: Any) -> AnswerResponse:
+        final: AnswerResponse | None = None
+        for event in self.stream(question, **kwargs):
+            if event.type == "final":
+                final = event.data
+        assert final is not None
+        return final
+
+    def stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        rerank: bool | None = None,
+        standalone: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        query = standalone or question
+        retrieval = self.retriever.run(
+            query, k=k or self.settings.max_passages, filters=filters, rerank=rerank
+        )
+        timings["retrieval_ms"] = _ms(started)
+        hits = [SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)]
+
+        evidence = self._evidence(query, retrieval)
+        timings["evidence_ms"] = _ms(started)
+        yield StreamEvent("evidence", evidence)
+
+        base = AnswerResponse(
+            question=question,
+            standalone_question=standalone if standalone and standalone != question else None,
+            answer=ABSTAIN_TEXT,
+            abstained=True,
+            evidence=evidence,
+            passages=hits,
+            fingerprints=self.fingerprints(),
+        )
+        gate = self._relevance_gate(retrieval)
+        if gate is not None:
+            base.abstain_reason = gate
+            base.timings = timings | {"total_ms": _ms(started)}
+            yield StreamEvent("final", base)
+            return
+
+        generator = self._generator()
+        base.fingerprints = self.fingerprints()
+        count = self.embedder.count_tokens
+        passages = build_passages(retrieval.hits, query, self.settings.max_passage_tokens, count)
+        messages = build_messages(query, passages)
+        pieces: list[str] = []
+        stats: GenerationStats | None = None
+        t_gen = time.perf_counter()
+        first_token: float | None = None
+        for item in generator.stream(
+            messages,
+            max_new_tokens=self.generate.max_new_tokens,
+            temperature=self.generate.temperature,
+        ):
+            if isinstance(item, GenerationStats):
+                stats = item
+                continue
+            if first_token is None:
+                first_token = time.perf_counter()
+            pieces.append(item)
+            yield StreamEvent("token", item)
+        raw = "".join(pieces).strip()
+        timings["ttft_ms"] = _ms(started, first_token) if first_token else _ms(started)
+        timings["generation_ms"] = _ms(t_gen)
+        if stats is not None:
+            timings |= {
+                "prompt_tokens": stats.prompt_tokens,
+                "cached_prompt_tokens": stats.cached_prompt_tokens,
+                "new_tokens": stats.new_tokens,
+                "decode_tokens_per_s": round(stats.decode_tokens_per_s, 2),
+                "prefill_tokens_per_s": round(stats.prefill_tokens_per_s, 2),
+            }
+
+        t_verify = time.perf_counter()
+        verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
+        verification = verifier.run(raw, {p.number: p.text for p in passages})
+        response = self._response(base, raw, passages, verification)
+        timings["verify_ms"] = _ms(t_verify)
+        timings["total_ms"] = _ms(started)
+        response.timings = timings
+        yield StreamEvent("final", response)
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _relevance_gate(self, retrieval: Retrieval) -> str | None:
+        if not retrieval.hits:
+            return "no passage matched the question"
+        best = retrieval.best_dense
+        if best is not None and best < self.settings.min_relevance:
+            return (
+                f"the closest passage is not relevant enough (similarity {best:.2f} < "
+                f"answer.min_relevance {self.settings.min_relevance:.2f})"
+            )
+        return None
+
+    def _evidence(self, query: str, retrieval: Retrieval) -> list[Evidence]:
+        """The passage sentences closest to the question, for showing before the answer."""
+        wanted = self.settings.evidence_quotes
+        if not wanted or not retrieval.hits:
+            return []
+        candidates = []
+        for hit in retrieval.hits[:3]:
+            for s in passage_sentences(1, hit.chunk.text):
+                if len(s.text) >= 20:
+                    candidates.append((hit, s))
+        if not candidates:
+            return []
+        vectors = self.embedder.embed([query, *(s.text for _, s in candidates)])
+        sims = vectors[1:] @ vectors[0]
+        out: list[Evidence] = []
+        for i in np.argsort(-sims)[:wanted]:
+            hit, s = candidates[int(i)]
+            out.append(
+                Evidence(
+                    text=s.text,
+                    doc_id=hit.chunk.doc_id,
+                    title=hit.chunk.title,
+                    chunk_id=hit.chunk.chunk_id,
+                    char_start=hit.chunk.start + s.start,
+                    char_end=hit.chunk.start + s.end,
+                    score=round(float(sims[int(i)]), 4),
+                )
+            )
+        return out
+
+    def _response(
+        self,
+        base: AnswerResponse,
+        raw: str,
+        passages: list[Passage],
+        verification: Verification,
+    ) -> AnswerResponse:
+        response = base.model_copy(deep=True)
+        response.raw_answer = raw
+        response.removed_citations = verification.removed_citations
+        response.pruned_citations = verification.pruned_citations
+        if verification.model_abstained:
+            response.abstain_reason = "the model found no answer in the passages"
+            return response
+        by_number = {p.number: p for p in passages}
+        sentences: list[AnswerSentence] = []
+        cited: dict[int, Citation] = {}
+        for s in verification.sentences:
+            cited_texts = [by_number[n].text for n in s.citations if n in by_number]
+            traced = {n.canonical for n in extract_numbers(" ".join(cited_texts))}
+            sentences.append(
+                AnswerSentence(
+                    text=s.text,
+                    citations=s.citations,
+                    verdict=s.verdict,
+                    support_score=round(s.support.score, 4),
+                    reasons=s.support.reasons,
+                    numbers=[
+                        NumberCheck(text=n.text, traced=n.canonical in traced)
+                        for n in extract_numbers(s.text)
+                    ],
+                    auto_cited=s.auto_cited,
+                    dropped=s.dropped,
+                )
+            )
+            if s.dropped:
+                continue
+            for n in s.citations:
+                passage = by_number[n]
+                citation = cited.get(n) or _citation(passage, s.verdict)
+                for q in s.quotes:
+                    if q.passage == n:
+                        quote = Quote(
+                            text=q.text,
+                            char_start=passage.start + q.start,
+                            char_end=passage.start + q.end,
+                        )
+                        if quote not in citation.quotes:
+                            citation.quotes.append(quote)
+                if s.verdict != "supported":
+                    citation.verdict = s.verdict
+                cited[n] = citation
+        response.sentences = sentences
+        kept = [s for s in sentences if not s.dropped]
+        if not any(s.verdict == "supported" for s in kept):
+            response.abstain_reason = "no sentence of the generated answer was supported"
+            return response
+        response.abstained = False
+        response.answer = _render(kept)
+        response.citations = [cited[n] for n in sorted(cited)]
+        return response
+
+
+def _citation(passage: Passage, verdict: str) -> Citation:
+    c = passage.hit.chunk
+    return Citation(
+        number=passage.number,
+        chunk_id=c.chunk_id,
+        doc_id=c.doc_id,
+        title=c.title,
+        section=list(c.section),
+        page=c.page,
+        source=c.source,
+        char_start=passage.start,
+        char_end=passage.end,
+        passage=passage.text,
+        verdict=verdict,  # type: ignore[arg-type]
+    )
+
+
+def _render(sentences: list[AnswerSentence]) -> str:
+    parts: list[str] = []
+    for s in sentences:
+        markers = "".join(f"[{n}]" for n in s.citations)
+        flag = "" if s.verdict == "supported" else " (partly supported)"
+        body = s.text
+        if body.endswith((".", "!", "?")):
+            parts.append(f"{body[:-1]}{flag} {markers}{body[-1]}".replace("  ", " "))
+        else:
+            parts.append(f"{body}{flag} {markers}".strip())
+    return " ".join(parts)
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return round(((end or time.perf_counter()) - start) * 1000, 1)

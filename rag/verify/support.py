@@ -1,0 +1,275 @@
+"""Does a cited passage support an answer sentence?
+
+No NLI model ships its weights on PyPI, so the checker combines signals that do exist here:
+- numbers: every number in the sentence must occur in the cited passages (hard rule);
+- salient terms: drug names, trial names, gene/biomarker symbols and other marked tokens of the
+  sentence must occur in the passages, allowing known aliases (hard rule);
+- negation: the sentence and its best-matching passage sentence must agree on negation;
+- lexical coverage of the sentence's content words (stemmed) by the passages;
+- embedding similarity between the sentence and its best-matching passage sentence.
+Weights and thresholds are calibrated on a hand-labelled set (eval/gold/support_pairs.jsonl).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pysbd
+import Stemmer
+
+from rag.verify.numbers import NumberMention, untraced
+
+Verdict = Literal["supported", "partial", "unsupported"]
+
+_STEM = Stemmer.Stemmer("english")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*|\d+(?:\.\d+)?")
+_NEGATION = re.compile(
+    r"\b(no|not|never|without|failed|fails?|failure|neither|nor|none|non-?significant|"
+    r"lack(?:ed|s)?|absence|absent|unable)\b",
+    re.I,
+)
+# Words that make a sentence assert an effect or a judgement; only such claims are checked
+# for negation against the passage ("the HR was 0.99" asserts nothing to negate).
+_EFFECT = re.compile(
+    r"\b(improv\w*|increas\w*|reduc\w*|decreas\w*|prolong\w*|extend\w*|superior\w*|"
+    r"inferior\w*|better|worse|benefit\w*|advantage\w*|significant\w*|effective\w*|"
+    r"efficac\w*|succeed\w*|success\w*|beat\w*|surpass\w*|recommend\w*|prefer\w*|"
+    r"promis\w*|safe|safety|toxic\w*|role|occur\w*|observed|established|resist\w*)\b",
+    re.I,
+)
+# Absolute claims must be stated by the passage itself.
+_ABSOLUTE = re.compile(
+    r"\b(exclusively|only|always|never|all|every|fully|completely|entirely|doubled|tripled|"
+    r"halved|cure[sd]?|definitive(?:ly)?|proven|guaranteed)\b",
+    re.I,
+)
+_ANTONYMS = [
+    ("high", "low"),
+    ("higher", "lower"),
+    ("increase", "decrease"),
+    ("increased", "decreased"),
+    ("improved", "worsened"),
+    ("superior", "inferior"),
+    ("first-line", "second-line"),
+    ("treatment-naive", "previously treated"),
+    ("squamous", "nonsquamous"),
+    ("primary", "secondary"),
+    ("early-stage", "metastatic"),
+    ("positive", "negative"),
+]
+# Clinical endpoints: a claim about one endpoint is not supported by data on another.
+_ENDPOINTS = {
+    "overall survival": ("overall survival", " os "),
+    "progression-free survival": ("progression-free survival", "pfs"),
+    "disease-free survival": ("disease-free survival", "dfs"),
+    "event-free survival": ("event-free survival", "efs"),
+    "response rate": ("response rate", "orr"),
+    "disease control rate": ("disease control rate", "dcr"),
+    "duration of response": ("duration of response", "dor"),
+    "primary endpoint": ("primary endpoint",),
+}
+_DRUG = re.compile(r"(mab|nib|tinib|parib|lisib|platin|taxel|rubicin|trexed|citabine|cept)$", re.I)
+_STOP_WORDS = """
+a an the and or but if of in on at to for from by with as is are was were be been being
+this that these those it its their there which who whom whose what when where how than
+then also both either each such into over under after before between during about against
+among per via vs versus while may might can could would should will shall do does did has
+have had not no nor so very more most less least other others some any all study studies
+trial patients patient reported showed shown show data results result compared
+"""
+_STOP = frozenset(_STOP_WORDS.split())
+_SEGMENTER = pysbd.Segmenter(language="en", clean=False)
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class PassageSentence:
+    passage: int  # 1-based passage number
+    start: int  # offsets within the passage text
+    end: int
+    text: str
+
+
+@dataclass
+class SupportResult:
+    verdict: Verdict
+    score: float
+    coverage: float
+    similarity: float
+    untraced_numbers: list[NumberMention] = field(default_factory=list)
+    missing_terms: list[str] = field(default_factory=list)
+    negation_mismatch: bool = False
+    best: list[PassageSentence] = field(default_factory=list)  # quote sentences, best first
+
+    @property
+    def reasons(self) -> list[str]:
+        out = []
+        if self.untraced_numbers:
+            nums = ", ".join(n.text for n in self.untraced_numbers)
+            out.append(f"number(s) not in the cited passages: {nums}")
+        if self.missing_terms:
+            out.append(f"term(s) not in the cited passages: {', '.join(self.missing_terms)}")
+        if self.negation_mismatch:
+            out.append("negation differs from the passage")
+        if not out and self.verdict != "supported":
+            out.append(f"weak overlap with the cited passages (score {self.score:.2f})")
+        return out
+
+
+def passage_sentences(number: int, text: str) -> list[PassageSentence]:
+    out: list[PassageSentence] = []
+    cursor = 0
+    for piece in _SEGMENTER.segment(text):
+        found = text.find(piece.strip(), cursor) if piece.strip() else -1
+        if found < 0:
+            continue
+        end = found + len(piece.strip())
+        out.append(PassageSentence(number, found, end, text[found:end]))
+        cursor = end
+    return out or [PassageSentence(number, 0, len(text), text)]
+
+
+def content_stems(text: str) -> set[str]:
+    words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
+    return {_STEM.stemWord(w) for w in words if w and w not in _STOP and not w.isdigit()}
+
+
+def _anchors(sentence: str) -> list[str]:
+    from rag.verify.numbers import extract_numbers
+
+    return salient_terms(sentence) + [n.text for n in extract_numbers(sentence)]
+
+
+def _negated_overlap(claim: str, passage_sentence: str, window: int = 5) -> bool:
+    """True when exactly one side negates something the two sentences talk about."""
+    claim_stems = content_stems(claim)
+
+    def negated_topics(text: str) -> set[str]:
+        words = _WORD.findall(text)
+        topics: set[str] = set()
+        for i, word in enumerate(words):
+            if _NEGATION.fullmatch(word):
+                for nxt in words[i + 1 : i + 1 + window]:
+                    topics |= content_stems(nxt)
+        return topics & claim_stems
+
+    return bool(negated_topics(claim)) != bool(negated_topics(passage_sentence))
+
+
+def salient_terms(sentence: str) -> list[str]:
+    """Tokens whose mismatch changes the claim: drugs, trials, genes, biomarkers, acronyms."""
+    terms: list[str] = []
+    words = _WORD.findall(sentence)
+    for i, word in enumerate(words):
+        core = word.strip("'’-")
+        if len(core) < 3 or core.replace(".", "").isdigit():
+            continue
+        has_digit = any(c.isdigit() for c in core)
+        inner_caps = any(c.isupper() for c in core[1:])
+        capitalised = core[0].isupper() and i > 0 and core.lower() not in _STOP
+        if has_digit or inner_caps or _DRUG.search(core) or capitalised:
+            terms.append(core)
+    return terms
+
+
+class SupportChecker:
+    """Scores sentence-passage support; thresholds from the calibration set."""
+
+    def __init__(
+        self,
+        embed: Embed | None = None,
+        *,
+        aliases: Callable[[str], set[str]] | None = None,
+        threshold: float = 0.5,
+        partial_threshold: float = 0.35,
+        coverage_weight: float = 0.4,
+    ) -> None:
+        self.embed = embed
+        self.aliases = aliases or (lambda term: set())
+        self.threshold = threshold
+        self.partial_threshold = partial_threshold
+        self.coverage_weight = coverage_weight
+
+    def check(self, sentence: str, passages: dict[int, str]) -> SupportResult:
+        if not passages:
+            return SupportResult("unsupported", 0.0, 0.0, 0.0)
+        texts = list(passages.values())
+        joined = " ".join(texts)
+        lowered = f" {joined.lower()} "
+        numbers = untraced(sentence, texts)
+        missing = [t for t in salient_terms(sentence) if not self._present(t, lowered)]
+        missing += self._missing_phrases(sentence, lowered)
+
+        sentence_stems = content_stems(sentence)
+        passage_stems = content_stems(joined)
+        covered = {s for s in sentence_stems if s in passage_stems}
+        for term in set(_WORD.findall(sentence)):  # a term covered through a known alias
+            stem = _STEM.stemWord(term.lower())
+            if stem in sentence_stems and stem not in covered and self._present(term, lowered):
+                covered.add(stem)
+        coverage = len(covered) / len(sentence_stems) if sentence_stems else 1.0
+
+        candidates = [ps for n, t in passages.items() for ps in passage_sentences(n, t)]
+        sims = self._similarities(sentence, candidates)
+        order = list(np.argsort(-sims)) if len(sims) else []
+        best = [candidates[i] for i in order[:2]]
+        similarity = float(sims[order[0]]) if order else 0.0
+        negation = bool(_EFFECT.search(sentence)) and _negated_overlap(
+            sentence, " ".join(b.text for b in best)
+        )
+        anchors = _anchors(sentence)
+        anchor_score = 1.0 if not anchors else 1.0 - (len(numbers) + len(missing)) / len(anchors)
+        w = self.coverage_weight
+        score = w * coverage + w * similarity + (1 - 2 * w) * max(anchor_score, 0.0)
+        if numbers or missing or negation or score < self.partial_threshold:
+            verdict: Verdict = "unsupported"
+        elif score >= self.threshold:
+            verdict = "supported"
+        else:
+            verdict = "partial"
+        # Keep the second quote sentence only when it is nearly as close as the first.
+        if len(best) == 2 and len(sims) and sims[order[1]] < similarity - 0.1:
+            best = best[:1]
+        return SupportResult(verdict, score, coverage, similarity, numbers, missing, negation, best)
+
+    def _missing_phrases(self, sentence: str, lowered_passages: str) -> list[str]:
+        """Endpoints, absolute words and antonyms that the passages do not back."""
+        claim = f" {sentence.lower()} "
+        missing: list[str] = []
+        for name, forms in _ENDPOINTS.items():
+            if any(f in claim for f in forms) and not any(f in lowered_passages for f in forms):
+                missing.append(name)
+        for word in {m.group(0).lower() for m in _ABSOLUTE.finditer(sentence)}:
+            if not re.search(rf"\b{re.escape(word)}\b", lowered_passages):
+                missing.append(word)
+        for a, b in _ANTONYMS:
+            for said, other in ((a, b), (b, a)):
+                if (
+                    re.search(rf"\b{re.escape(said)}\b", claim)
+                    and not re.search(rf"\b{re.escape(said)}\b", lowered_passages)
+                    and re.search(rf"\b{re.escape(other)}\b", lowered_passages)
+                ):
+                    missing.append(said)
+        return missing
+
+    def _present(self, term: str, lowered_passages: str) -> bool:
+        needle = term.lower()
+        if needle in lowered_passages:
+            return True
+        return any(alias.lower() in lowered_passages for alias in self.aliases(term))
+
+    def _similarities(self, sentence: str, candidates: list[PassageSentence]) -> np.ndarray:
+        if not candidates:
+            return np.zeros(0)
+        if self.embed is None:
+            stems = content_stems(sentence)
+            return np.asarray(
+                [len(stems & content_stems(c.text)) / max(len(stems), 1) for c in candidates]
+            )
+        vectors = self.embed([sentence, *(c.text for c in candidates)])
+        return vectors[1:] @ vectors[0]

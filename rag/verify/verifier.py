@@ -1,0 +1,137 @@
+"""Sentence-by-sentence verification of a generated answer against the passages it was given.
+
+Works on text alone (answer + passages), so it checks answers from any Generator.
+- citations to passage numbers that were not given are removed and counted;
+- a sentence without citations is checked against every passage and, if supported, the
+  supporting passage is cited for it (marked ``auto_cited``);
+- each sentence gets a verdict from the SupportChecker; unsupported sentences are dropped
+  (``answer.drop_unsupported``) or kept but flagged — never shown as supported;
+- every number must be traced to a cited passage (a hard failure otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rag.verify.citations import AnswerSentence, parse_answer
+from rag.verify.support import PassageSentence, SupportChecker, SupportResult, Verdict
+
+ABSTAIN_MARKER = "INSUFFICIENT"
+_ABSTAIN_PATTERNS = re.compile(
+    r"^\W*(insufficient|the (provided |indexed )?(passages|documents) do not (answer|contain|"
+    r"provide|mention|address)|i (cannot|can't|could not) (answer|find))",
+    re.I,
+)
+
+
+@dataclass
+class CheckedSentence:
+    text: str
+    citations: list[int]
+    verdict: Verdict
+    support: SupportResult
+    auto_cited: bool = False
+    dropped: bool = False
+    invalid_citations: list[int] = field(default_factory=list)
+    pruned_citations: list[int] = field(default_factory=list)  # valid but added no support
+
+    @property
+    def quotes(self) -> list[PassageSentence]:
+        return [q for q in self.support.best if q.passage in self.citations]
+
+
+@dataclass
+class Verification:
+    sentences: list[CheckedSentence]
+    removed_citations: int  # citations to passage numbers that were never given
+    model_abstained: bool
+
+    @property
+    def pruned_citations(self) -> int:
+        return sum(len(s.pruned_citations) for s in self.sentences)
+
+    @property
+    def kept(self) -> list[CheckedSentence]:
+        return [s for s in self.sentences if not s.dropped]
+
+    @property
+    def supported(self) -> list[CheckedSentence]:
+        return [s for s in self.kept if s.verdict == "supported"]
+
+
+def model_abstained(answer: str) -> bool:
+    return bool(_ABSTAIN_PATTERNS.match(answer.strip())) or answer.strip().upper().startswith(
+        ABSTAIN_MARKER
+    )
+
+
+class Verifier:
+    def __init__(self, checker: SupportChecker, *, drop_unsupported: bool = True) -> None:
+        self.checker = checker
+        self.drop_unsupported = drop_unsupported
+
+    def run(self, answer: str, passages: dict[int, str]) -> Verification:
+        if model_abstained(answer):
+            return Verification([], 0, True)
+        parsed = parse_answer(answer, len(passages))
+        removed = sum(len(s.invalid) for s in parsed)
+        checked = [self._check(s, passages) for s in parsed]
+        return Verification(checked, removed, False)
+
+    def _check(self, sentence: AnswerSentence, passages: dict[int, str]) -> CheckedSentence:
+        auto = False
+        citations = list(sentence.citations)
+        result = None
+        if citations:
+            result = self.checker.check(sentence.text, {n: passages[n] for n in citations})
+        if result is None or result.verdict == "unsupported":
+            # Uncited, or cited wrongly: cite the one passage that supports it, if there is one.
+            found = self._find_support(sentence.text, passages)
+            if found is not None:
+                citations, result, auto = [found[0]], found[1], True
+            elif result is None:
+                result = self.checker.check(sentence.text, passages)
+                result.verdict = "unsupported"
+                citations = []
+        pruned: list[int] = []
+        if len(citations) > 1 and result.verdict != "unsupported":
+            useful = self._useful(sentence.text, citations, passages)
+            pruned = [n for n in citations if n not in useful]
+            citations = useful
+        dropped = self.drop_unsupported and result.verdict == "unsupported"
+        return CheckedSentence(
+            text=sentence.text,
+            citations=citations,
+            verdict=result.verdict,
+            support=result,
+            auto_cited=auto,
+            dropped=dropped,
+            invalid_citations=sentence.invalid,
+            pruned_citations=pruned,
+        )
+
+    def _find_support(
+        self, sentence: str, passages: dict[int, str]
+    ) -> tuple[int, SupportResult] | None:
+        overall = self.checker.check(sentence, passages)
+        if overall.verdict == "unsupported" or not overall.best:
+            return None
+        best = overall.best[0].passage
+        result = self.checker.check(sentence, {best: passages[best]})
+        return (best, result) if result.verdict == "supported" else None
+
+    def _useful(self, sentence: str, citations: list[int], passages: dict[int, str]) -> list[int]:
+        """Citations that carry part of the support (ALCE-style precision, per citation).
+
+        A citation stays if its passage alone is not unsupported, or if the other cited
+        passages without it no longer support the sentence.
+        """
+        keep: list[int] = []
+        for n in citations:
+            alone = self.checker.check(sentence, {n: passages[n]})
+            others = {m: passages[m] for m in citations if m != n}
+            without = self.checker.check(sentence, others)
+            if alone.verdict != "unsupported" or without.verdict == "unsupported":
+                keep.append(n)
+        return keep or citations
