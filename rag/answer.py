@@ -18,12 +18,13 @@ import numpy as np
 
 from rag.embed import Embedder
 from rag.generate import GenerationStats, Generator
-from rag.generate.prompt import Passage, build_messages, build_passages
+from rag.generate.prompt import Passage, build_messages, build_passages, classify_instruction
 from rag.retrieve import Retrieval, Retriever
 from rag.schemas import (
     AnswerResponse,
     AnswerSentence,
     Citation,
+    ClassifyResponse,
     Evidence,
     NumberCheck,
     Quote,
@@ -159,6 +160,35 @@ class Answerer:
         response.timings = timings
         yield StreamEvent("final", response)
 
+    def classify(
+        self,
+        question: str,
+        choices: tuple[str, ...] = ("yes", "no", "maybe"),
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        rerank: bool | None = None,
+    ) -> ClassifyResponse:
+        """Pick one of ``choices`` from the passages in one forward pass (no free text)."""
+        started = time.perf_counter()
+        retrieval = self.retriever.run(
+            question, k=k or self.settings.max_passages, filters=filters, rerank=rerank
+        )
+        retrieval_ms = _ms(started)
+        count = self.embedder.count_tokens
+        passages = build_passages(retrieval.hits, question, self.settings.max_passage_tokens, count)
+        messages = build_messages(question, passages, instruction=classify_instruction(choices))
+        logprobs = self._generator().choice_logprobs(messages, list(choices))
+        label = max(logprobs, key=lambda c: logprobs[c])
+        return ClassifyResponse(
+            question=question,
+            label=label,
+            logprobs={c: round(v, 4) for c, v in logprobs.items()},
+            passages=[SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)],
+            timings={"retrieval_ms": retrieval_ms, "total_ms": _ms(started)},
+            fingerprints=self.fingerprints(),
+        )
+
     # -- steps --------------------------------------------------------------------------------
 
     def _relevance_gate(self, retrieval: Retrieval) -> str | None:
@@ -234,6 +264,7 @@ class Answerer:
                         for n in extract_numbers(s.text)
                     ],
                     auto_cited=s.auto_cited,
+                    model_citations=s.original_citations,
                     dropped=s.dropped,
                 )
             )

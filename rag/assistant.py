@@ -197,6 +197,11 @@ class Assistant:
         self.ensure_index()
         return self.answerer.ask(question, **kwargs)
 
+    def classify(self, question: str, **kwargs: Any) -> Any:
+        """A yes/no/maybe answer from the passages (ClassifyResponse)."""
+        self.ensure_index()
+        return self.answerer.classify(question, **kwargs)
+
     def ask_stream(self, question: str, **kwargs: Any) -> Any:
         """Events: evidence, token..., final (see rag.answer)."""
         self.ensure_index()

@@ -432,6 +432,68 @@ def ask(
         _print_answer(response, debug)
 
 
+# -- rag serve ----------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Bind address (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port (default: server.port; 0 = any free).")
+    ] = None,
+    preload: Annotated[
+        bool, typer.Option("--preload", help="Load the generator now, not at the first question.")
+    ] = False,
+    no_ui: Annotated[bool, typer.Option("--no-ui", help="API only, no Gradio UI.")] = False,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Serve the web UI (/), the HTTP API (/api, /v1, /docs) and the chat widget (/static)."""
+    import socket
+
+    import uvicorn
+
+    from rag.api import create_app
+
+    with _errors():
+        settings = _settings(index, preset, set_)
+        server = settings.server
+        bind_host = host or server.host
+        bind_port = server.port if port is None else port
+        assistant = _assistant(settings)
+        _ensure(assistant, False)
+        if preload:
+            console.print(f"[dim]loading generator {settings.generate.model}...[/dim]")
+            _ = assistant.generator
+        application = create_app(assistant, settings, ui=not no_ui)
+    # Bind first so port 0 resolves to a real port before the URLs are printed.
+    sock = socket.socket(socket.AF_INET6 if ":" in bind_host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((bind_host, bind_port))
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot listen on {bind_host}:{bind_port}: {exc}")
+        raise typer.Exit(2) from None
+    bound = sock.getsockname()[1]
+    shown = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{bound}"
+    lines = [f"API       {base}/api   (OpenAPI docs: {base}/docs)", f"OpenAI    {base}/v1"]
+    if not no_ui:
+        lines.insert(0, f"UI        {base}/")
+    lines.append(f"widget    {base}/static/widget.js   (demo: {base}/static/example.html)")
+    lines.append(f"health    {base}/healthz")
+    for line in lines:
+        out.print(line)
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        application, log_level="warning", timeout_graceful_shutdown=5, access_log=False
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 # -- rag eval ... -------------------------------------------------------------------------------
 
 
@@ -539,6 +601,137 @@ def eval_train_reranker(
         for f in folds:
             path = train_fold(f, settings=settings, datasets_dir=datasets_dir, out_root=out_root)
             out.print(str(path))
+
+
+@eval_app.command("run")
+def eval_run(
+    gold: Annotated[str, typer.Argument(help="Gold JSONL, or a dataset folder (shared or BEIR).")],
+    corpus: Annotated[
+        list[str] | None, typer.Option("--corpus", help="Files/folders or a dataset folder.")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")] = None,
+    split: Annotated[str, typer.Option("--split")] = "dev",
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    tag: Annotated[
+        list[str] | None, typer.Option("--filter", help="Only items with this tag.")
+    ] = None,
+    minimum: Annotated[
+        list[str] | None, typer.Option("--min", help="Fail if metric < value: --min correct=0.9")
+    ] = None,
+    yes_no_mode: Annotated[str, typer.Option("--yes-no", help="classify or generate")] = "classify",
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run a gold set end to end and write a reproducible run directory."""
+    import os
+    import time as _time
+
+    from rag.eval.harness import EvalConfig, gate, run
+
+    if config is not None:
+        os.environ["RAG_CONFIG"] = str(config)
+    cfg = EvalConfig(
+        gold=gold,
+        corpus=corpus or [],
+        split=split,
+        preset=preset,
+        overrides=set_ or [],
+        limit=limit,
+        seed=seed,
+        tags=tag or [],
+        yes_no_mode=yes_no_mode,
+    )
+    name = Path(gold).stem if Path(gold).is_file() else Path(gold).name
+    run_dir = out_dir or Path("runs") / f"{name}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    with _errors(), _progress("evaluating") as progress:
+        metrics = run(cfg, run_dir, progress)
+    out.print((run_dir / "summary.md").read_text())
+    out.print(f"run directory: {run_dir}")
+    thresholds = {}
+    for item in minimum or []:
+        key, _, value = item.partition("=")
+        thresholds[key.strip()] = float(value)
+    failures = gate(metrics, thresholds)
+    for f in failures:
+        out.print(f"[red]below threshold:[/red] {f}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Annotated[Path, typer.Argument(help="Baseline run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="Candidate run directory.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Paired bootstrap deltas (B - A) with 95% CIs and per-question wins/losses."""
+    from rag.eval.compare import compare_runs, format_comparison
+
+    result = compare_runs(run_a, run_b)
+    if as_json:
+        out.print_json(json.dumps(result))
+    else:
+        out.print(format_comparison(result), highlight=False)
+
+
+@eval_app.command("report")
+def eval_report(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> None:
+    """Write report.html (plots inlined, works offline) and summary.md for a run."""
+    from rag.eval.report import write_report
+
+    path = write_report(run_dir)
+    out.print(f"wrote {path} and {run_dir / 'summary.md'}")
+
+
+@eval_app.command("import")
+def eval_import(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (shared schema or BEIR).")],
+    output: Annotated[Path, typer.Option("--out", help="Gold JSONL to write.")],
+    split: Annotated[str, typer.Option("--split")] = "dev",
+) -> None:
+    """Convert a benchmark's questions into the gold-set format."""
+    from rag.eval.gold import write_gold
+    from rag.eval.importers import gold_from_path
+
+    with _errors():
+        items = gold_from_path(dataset, split)
+        write_gold(items, output)
+    out.print(f"wrote {len(items)} gold items to {output}")
+
+
+@eval_app.command("support")
+def eval_support(
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="Labelled pairs JSONL.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Precision/recall of the sentence-support checker on hand-labelled pairs."""
+    from rag.embed import load_embedder
+    from rag.eval.support_eval import evaluate_checker, load_pairs
+    from rag.retrieve.expand import QueryExpander
+    from rag.verify import SupportChecker
+
+    settings = load_settings()
+    checker = SupportChecker(
+        load_embedder(settings.embed).embed,
+        aliases=QueryExpander().related,
+        threshold=settings.verify.support_threshold,
+    )
+    result = evaluate_checker(checker, load_pairs(pairs))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(
+        f"pairs {result['n']}: precision {result['precision']:.3f}, recall "
+        f"{result['recall']:.3f}, F1 {result['f1']:.3f}, accuracy {result['accuracy']:.3f}"
+    )
+    out.print(f"errors by type: {result['errors_by_type']}")
+    for e in result["errors"]:
+        out.print(
+            f"  {e['id']} gold={'supported' if e['gold'] else 'unsupported'} "
+            f"got={e['verdict']} ({e['type']}): {e['sentence']}"
+        )
 
 
 def main() -> None:

@@ -177,6 +177,9 @@ class AnswerSentence(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     numbers: list[NumberCheck] = Field(default_factory=list)
     auto_cited: bool = Field(False, description="Citation added or corrected by the verifier.")
+    model_citations: list[int] = Field(
+        default_factory=list, description="Valid citations as the model wrote them."
+    )
     dropped: bool = Field(False, description="Removed from the shown answer (unsupported).")
 
 
@@ -207,5 +210,16 @@ class AnswerResponse(BaseModel):
     raw_answer: str = ""
     removed_citations: int = Field(0, description="Citations to passages that were not given.")
     pruned_citations: int = Field(0, description="Valid citations that supported nothing.")
+    timings: dict[str, float] = Field(default_factory=dict)
+    fingerprints: dict[str, str] = Field(default_factory=dict)
+
+
+class ClassifyResponse(BaseModel):
+    """A one-word answer (yes/no/maybe) chosen by the generator's log-probabilities."""
+
+    question: str
+    label: str
+    logprobs: dict[str, float]
+    passages: list[SearchHit] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)

@@ -90,7 +90,17 @@ def build_passages(
     return passages
 
 
-def build_messages(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
+def classify_instruction(choices: Sequence[str]) -> str:
+    options = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
+    return f"Answer with one word: {options}."
+
+
+def build_messages(
+    question: str, passages: Sequence[Passage], *, instruction: str | None = None
+) -> list[dict[str, str]]:
+    """System rules first (identical across questions, so their KV can be cached)."""
     blocks = [f"[{p.number}] ({sanitize(p.label)}) {sanitize(p.text)}" for p in passages]
     user = "Passages:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {sanitize(question)}"
+    if instruction:
+        user += f"\n{instruction}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

@@ -35,6 +35,7 @@ class CheckedSentence:
     dropped: bool = False
     invalid_citations: list[int] = field(default_factory=list)
     pruned_citations: list[int] = field(default_factory=list)  # valid but added no support
+    original_citations: list[int] = field(default_factory=list)  # as the model wrote them
 
     @property
     def quotes(self) -> list[PassageSentence]:
@@ -109,6 +110,7 @@ class Verifier:
             dropped=dropped,
             invalid_citations=sentence.invalid,
             pruned_citations=pruned,
+            original_citations=list(sentence.citations),
         )
 
     def _find_support(

