@@ -8,15 +8,10 @@ from pathlib import Path
 
 def seeds_dir() -> Path:
     """The seed corpus: ``rag/seeds`` inside a wheel, ``seeds/`` in a source checkout."""
-    try:
-        found = Path(str(importlib.resources.files("rag.seeds")))
-        if found.is_dir():
-            return found
-    except ModuleNotFoundError:
-        pass
-    checkout = Path(__file__).resolve().parent.parent / "seeds"
-    if checkout.is_dir():
-        return checkout
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "seeds", here.parent / "seeds"):
+        if any(candidate.glob("*.txt")):
+            return candidate
     raise FileNotFoundError("the seed corpus is missing from this installation")
 
 
