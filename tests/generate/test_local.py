@@ -1,0 +1,205 @@
+"""The local generator on the real packaged 0.5B model, converted once into a temp cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.errors import ModelUnavailableError
+from rag.generate import GenerationStats, generate_text, load_generator
+from rag.generate.packaged import PACKAGED, STAMP, prepare_model
+from rag.settings import GenerateSettings
+
+NAME = "qwen2.5-coder-0.5b"
+PFS = [
+    {"role": "system", "content": "You are a precise oncology assistant."},
+    {
+        "role": "user",
+        "content": "Passage [1]: The median PFS was 7.1 months with ivonescimab. "
+        "Question: what was the median PFS? Answer with the number.",
+    },
+]
+INSTRUCTIONS = (
+    "You are an oncology literature assistant. Answer the question using only the numbered "
+    "passages. Cite every claim with its passage number in square brackets, like [1]. If the "
+    "passages do not contain the answer, say that the evidence is insufficient. Keep the answer "
+    "to one or two sentences and do not speculate beyond the passages."
+)
+PASSAGES = (
+    "[1] In HARMONi-2, ivonescimab improved median progression-free survival to 11.14 months "
+    "versus 5.82 months with pembrolizumab in PD-L1-positive advanced NSCLC.\n"
+    "[2] Grade 3 or higher treatment-related adverse events occurred in 29% of patients "
+    "receiving ivonescimab and 16% receiving pembrolizumab."
+)
+
+
+def _ask(question: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": INSTRUCTIONS},
+        {"role": "user", "content": f"Passages:\n{PASSAGES}\n\nQuestion: {question}"},
+    ]
+
+
+def _yes_no(passage: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "Answer questions about the passage with yes or no."},
+        {
+            "role": "user",
+            "content": f"Passage: {passage} Question: Did the trial meet its primary endpoint?",
+        },
+    ]
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real 0.5B GGUF assembled and converted into an empty cache (about a minute)."""
+    cache = tmp_path_factory.mktemp("gen-cache")
+    prepare_model(NAME, cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def gen(converted: Path):
+    return load_generator(GenerateSettings(model=NAME, cache_dir=converted, dtype="bfloat16"))
+
+
+@pytest.mark.slow
+def test_conversion_writes_safetensors_and_a_stamp_once(converted: Path) -> None:
+    folder = PACKAGED[NAME].converted_dir(converted)
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size > 500_000_000
+    assert (folder / "tokenizer.json").is_file()
+    config = json.loads((folder / "config.json").read_text())
+    assert "quantization_config" not in config
+    assert config["dtype"] == "bfloat16"
+    stamp = json.loads((folder / STAMP).read_text())
+    assert stamp["source_sha256"] == PACKAGED[NAME].sha256
+    assert stamp["transformers"]
+    assert not list(folder.parent.glob(".convert-*"))  # the temp dir was renamed, not copied
+    before = weights.stat().st_mtime_ns
+    started = time.perf_counter()
+    assert prepare_model(NAME, converted) == folder
+    assert time.perf_counter() - started < 5  # a stamp check, not a second conversion
+    assert weights.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_loads_from_the_converted_cache_quickly(gen) -> None:
+    assert gen.model_dir == PACKAGED[NAME].converted_dir(gen.settings.cache_dir)
+    assert gen.load_s < 60
+    assert gen.fingerprint == PACKAGED[NAME].sha256[:16]
+    assert gen.count_tokens("median progression-free survival") > 2
+
+
+@pytest.mark.slow
+def test_greedy_answer_reads_the_number_from_the_passage(gen) -> None:
+    text, stats = generate_text(gen, PFS, max_new_tokens=16)
+    assert "7.1" in text
+    assert 1 <= stats.new_tokens <= 16
+
+
+@pytest.mark.slow
+def test_stream_yields_pieces_then_one_stats(gen) -> None:
+    messages = _ask("What was the median PFS with ivonescimab?")
+    items = list(gen.stream(messages, max_new_tokens=24))
+    *pieces, stats = items
+    assert len(pieces) >= 3 and all(isinstance(p, str) and p for p in pieces)
+    assert isinstance(stats, GenerationStats)
+    assert not any(isinstance(p, GenerationStats) for p in pieces)
+    assert "".join(pieces).strip()
+    assert stats.prompt_tokens == len(gen.encode_messages(messages))
+    assert 1 <= stats.new_tokens <= 24
+    assert 0 < stats.ttft_s <= stats.total_s
+    assert stats.prefill_tokens_per_s > 0 and stats.decode_tokens_per_s > 0
+
+
+@pytest.mark.slow
+def test_max_new_tokens_and_stop_strings(gen) -> None:
+    _, stats = generate_text(gen, PFS, max_new_tokens=2)
+    assert stats.new_tokens <= 2
+    text, _ = generate_text(gen, PFS, max_new_tokens=16, stop=["."])
+    assert text == "7"  # "7.1" cut at the stop string, which is not emitted
+
+
+@pytest.mark.slow
+def test_prefix_cache_reuses_the_shared_prompt_and_keeps_greedy_output(gen) -> None:
+    question = _ask("What fraction of ivonescimab patients had grade 3 or higher events?")
+    other = _ask("What was the median PFS with pembrolizumab?")
+    original = gen.settings
+    try:
+        gen.settings = original.model_copy(update={"prefix_cache": False})
+        gen.clear_prefix_cache()
+        plain, plain_stats = generate_text(gen, question, max_new_tokens=32)
+        assert plain_stats.cached_prompt_tokens == 0
+        gen.settings = original.model_copy(update={"prefix_cache": True})
+        generate_text(gen, other, max_new_tokens=8)  # warms system prompt + passages
+        cached, stats = generate_text(gen, question, max_new_tokens=32)
+        # The system message (the fixed instructions) came from the cache...
+        assert stats.cached_prompt_tokens == len(gen._render_ids(question[:1]))
+        assert stats.cached_prompt_tokens < stats.prompt_tokens
+        assert cached == plain  # ...and changed nothing: prefill splits there either way
+        again, again_stats = generate_text(gen, question, max_new_tokens=32)
+        assert again_stats.cached_prompt_tokens == again_stats.prompt_tokens  # exact repeat
+        assert again == plain
+    finally:
+        gen.settings = original
+
+
+@pytest.mark.slow
+def test_choice_logprobs_prefers_the_supported_answer(gen) -> None:
+    met = gen.choice_logprobs(
+        _yes_no("The trial met its primary endpoint of overall survival."), ["yes", "no"]
+    )
+    missed = gen.choice_logprobs(
+        _yes_no("The trial did not meet its primary endpoint; survival was not improved."),
+        ["yes", "no"],
+    )
+    for scores in (met, missed):
+        assert set(scores) == {"yes", "no"}
+        assert all(v <= 0 for v in scores.values())
+        assert math.log(sum(math.exp(v) for v in scores.values())) > math.log(0.5)
+    assert met["yes"] > met["no"]
+    assert missed["no"] > missed["yes"]
+
+
+@pytest.mark.slow
+def test_choice_logprobs_scores_choices_sharing_a_first_token(gen) -> None:
+    messages = _yes_no("The trial met its primary endpoint of overall survival.")
+    scores = gen.choice_logprobs(messages, ["yes", "yes, partially", "no"])
+    assert set(scores) == {"yes", "yes, partially", "no"}
+    assert scores["yes"] > scores["yes, partially"]
+    assert scores["yes"] > scores["no"]
+
+
+@pytest.mark.slow
+def test_concurrent_callers_are_serialised(gen) -> None:
+    results: list[str] = []
+
+    def worker() -> None:
+        results.append(generate_text(gen, PFS, max_new_tokens=8)[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(results) == 2 and all("7.1" in r for r in results)
+
+
+@pytest.mark.slow
+def test_int8_dynamic_quantization_still_answers(converted: Path) -> None:
+    gen8 = load_generator(GenerateSettings(model=NAME, cache_dir=converted, dtype="int8"))
+    text, _ = generate_text(gen8, PFS, max_new_tokens=16)
+    assert "7.1" in text
+
+
+def test_missing_model_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"generate\.model"):
+        load_generator(GenerateSettings(model="no-such-model", cache_dir=tmp_path))
+    with pytest.raises(ModelUnavailableError, match=r"generate\.model"):
+        load_generator(GenerateSettings(model=str(tmp_path / "missing-dir"), cache_dir=tmp_path))

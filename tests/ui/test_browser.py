@@ -1,0 +1,232 @@
+"""The Gradio UI and the embeddable widget in a real (Debian) Chromium, fully offline.
+
+A real `rag serve` on loopback with the seed index and the fast generator; every request the
+pages make is recorded and must stay on 127.0.0.1 (no fonts, analytics or CDN).
+Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+QUESTION = "What was the median PFS with ivonescimab in HARMONi-A?"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ANSWER_TIMEOUT_MS = 420_000  # CPU generation on a shared machine
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from rag.api.launch import ServerProcess
+
+    root = tmp_path_factory.mktemp("ui-server")
+    with ServerProcess(
+        root / "index",
+        workdir=root,
+        overrides=["generate.max_new_tokens=32", "answer.min_relevance=0.2"],
+        extra_args=["--preload"],
+    ) as running:
+        yield running.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/install-browser.sh)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    """A fresh page that records the host of every request it makes."""
+    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    page = context.new_page()
+    page.requests = []  # type: ignore[attr-defined]
+    page.on("request", lambda r: page.requests.append(r.url))  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+# Records when each selector first matches, so the test can check the order in which the
+# streamed parts appeared (evidence, then draft tokens, then the verified answer).
+WATCH = """([host, selectors]) => {
+  window.__seen = {};
+  const root = host ? document.querySelector(host).shadowRoot : document;
+  const check = () => {
+    for (const s of selectors) {
+      if (!(s in window.__seen) && root.querySelector(s)) { window.__seen[s] = performance.now(); }
+    }
+  };
+  new MutationObserver(check).observe(host ? root : document.body,
+    {subtree: true, childList: true, characterData: true});
+  check();
+}"""
+
+
+def _assert_order(page, evidence: str, draft: str, answer: str) -> None:
+    seen = page.evaluate("window.__seen")
+    assert evidence in seen and answer in seen, seen
+    assert seen[evidence] < seen[answer], seen
+    if draft in seen:  # tokens streamed in between (a short answer may skip the draft render)
+        assert seen[evidence] <= seen[draft] <= seen[answer], seen
+
+
+def _assert_local(requests: list[str]) -> None:
+    assert requests, "no request was recorded"
+    outside = [
+        u
+        for u in requests
+        if urlsplit(u).scheme not in ("data", "blob", "about")
+        and (urlsplit(u).hostname != "127.0.0.1")
+    ]
+    assert not outside, f"requests left 127.0.0.1: {outside[:10]}"
+
+
+def test_gradio_chat_streams_a_cited_answer(server: str, page) -> None:
+    page.goto(server + "/", wait_until="load")
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    _shot(page, "ui-start")
+    page.evaluate(WATCH, [None, ["#rag-chat .rag-evidence", "#rag-chat .rag-draft", ".rag-answer"]])
+    page.fill("#rag-question textarea", QUESTION)
+    page.click("#rag-ask")
+
+    # Evidence arrives first, in the chat and the sources panel, before the answer.
+    page.wait_for_selector("#rag-chat .rag-evidence", timeout=120_000)
+    _shot(page, "ui-evidence")
+
+    # Then the verified answer replaces the draft; its [n] markers link to source cards.
+    page.wait_for_selector("#rag-chat .rag-answer", timeout=ANSWER_TIMEOUT_MS)
+    _assert_order(page, "#rag-chat .rag-evidence", "#rag-chat .rag-draft", ".rag-answer")
+    answer = page.inner_text("#rag-chat .rag-answer")
+    assert "7.1" in answer
+    assert page.locator("#rag-chat .rag-draft").count() == 0
+    card = page.locator("#rag-sources details.rag-card").filter(has_text="HARMONi-A").first
+    card.wait_for(timeout=30_000)
+    assert card.locator("mark").count() >= 1
+    assert card.locator(".rag-badge").inner_text() in ("supported", "partial", "unsupported")
+    marked = " ".join(card.locator("mark").all_inner_texts())
+    assert "7.1" in marked or "HARMONi-A" in marked
+
+    cite = page.locator("#rag-chat a.rag-cite").first
+    target = cite.get_attribute("href").lstrip("#")
+    page.evaluate(f"document.getElementById('{target}').open = false")
+    cite.click()
+    page.wait_for_function(f"document.getElementById('{target}').open === true")
+    page.wait_for_timeout(400)
+    _shot(page, "ui-answer")
+
+    # Thumbs up on the answer is recorded.
+    page.locator("#rag-chat button[aria-label='Like']").last.click()
+    page.wait_for_selector("#rag-feedback:has-text('recorded')", timeout=30_000)
+
+    # A follow-up in the same conversation: rewritten to stand alone (and shown) before search.
+    page.fill("#rag-question textarea", "And what was its hazard ratio?")
+    page.click("#rag-ask")
+    page.wait_for_function(
+        "document.querySelectorAll('#rag-chat .rag-answer, #rag-chat .rag-abstain').length >= 2",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
+    rewrite = page.inner_text("#rag-rewrite")
+    if rewrite:  # empty when the model's rewrite was rejected and the question searched as is
+        assert rewrite.startswith("Searched as:") and "hazard ratio" in rewrite.lower()
+    assert page.locator("#rag-chat .rag-error").count() == 0
+    _shot(page, "ui-follow-up")
+    _assert_local(page.requests)
+
+
+def test_gradio_documents_tab_adds_and_removes(server: str, page, tmp_path: Path) -> None:
+    note = tmp_path / "zorba note.md"
+    note.write_text("# Zorbitinib note\n\nZorbitinib reached an ORR of 41% in ZORBA-2.\n")
+    page.goto(server + "/", wait_until="load")
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_selector("#rag-add", state="visible", timeout=30_000)
+    with page.expect_file_chooser() as chooser:
+        page.locator("#rag-files button").first.click()
+    chooser.value.set_files([str(note)])
+    page.wait_for_selector("#rag-files :text('zorba note.md')", timeout=60_000)
+    page.click("#rag-add")
+    page.wait_for_selector("#rag-add-summary:has-text('added')", timeout=120_000)
+    page.wait_for_selector("#rag-docs :text('Zorbitinib note')", timeout=30_000)
+    _shot(page, "ui-documents")
+
+    page.locator("#rag-remove-pick input").click()
+    page.get_by_role("option", name="Zorbitinib note (zorba-note)").click()
+    page.click("#rag-remove")
+    page.wait_for_selector("#rag-remove-note:has-text('Removed')", timeout=60_000)
+    assert "Zorbitinib note" in page.inner_text("#rag-remove-note")
+    page.wait_for_function(
+        "!document.querySelector('#rag-docs').innerText.includes('zorba-note')", timeout=30_000
+    )
+    _assert_local(page.requests)
+
+
+def test_gradio_abstention_is_styled_with_closest_passages(server: str, page) -> None:
+    page.goto(server + "/", wait_until="load")
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    page.fill("#rag-question textarea", "What is the boiling point of liquid nitrogen?")
+    page.click("#rag-ask")
+    box = page.locator("#rag-chat .rag-abstain")
+    box.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert "do not answer this question" in box.inner_text()
+    assert page.locator("#rag-sources details.rag-closest").count() >= 1
+    assert "Closest passages" in page.inner_text("#rag-sources")
+    _shot(page, "ui-abstain")
+    _assert_local(page.requests)
+
+
+def test_widget_on_example_page_streams_an_answer(server: str, page) -> None:
+    page.goto(server + "/static/example.html", wait_until="load")
+    launcher = page.locator("#onco-rag-widget .launcher")
+    launcher.wait_for(timeout=30_000)
+    _shot(page, "widget-closed")
+    launcher.click()
+    page.evaluate(WATCH, ["#onco-rag-widget", [".evidence", ".draft:not(:empty)", ".answer"]])
+    page.fill("#onco-rag-widget textarea", QUESTION)
+    page.click("#onco-rag-widget form button")
+
+    page.wait_for_selector("#onco-rag-widget .evidence", timeout=120_000)
+    _shot(page, "widget-evidence")
+
+    page.wait_for_selector("#onco-rag-widget .answer", timeout=ANSWER_TIMEOUT_MS)
+    _assert_order(page, ".evidence", ".draft:not(:empty)", ".answer")
+    assert "7.1" in page.inner_text("#onco-rag-widget .answer")
+    details = page.locator("#onco-rag-widget details.citation").first
+    assert details.get_attribute("open") is None  # quotes start collapsed
+    page.locator("#onco-rag-widget button.cite").first.click()
+    page.wait_for_function(
+        "document.querySelector('#onco-rag-widget').shadowRoot"
+        ".querySelector('details.citation').open === true"
+    )
+    quote = details.locator("blockquote").first.inner_text()
+    assert quote.strip()
+    assert "HARMONi-A" in details.inner_text() or "7.1" in quote
+    _shot(page, "widget-answer")
+    _assert_local(page.requests)
