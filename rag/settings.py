@@ -124,7 +124,12 @@ class AnswerSettings(_Group):
     max_passages: int = Field(5, ge=1, le=20, description="Passages put in the prompt.")
     max_passage_tokens: int = Field(160, ge=32)
     min_relevance: float = Field(
-        0.30, description="Abstain when the best passage's dense similarity is below this."
+        0.15,
+        description="Abstain before generating when the best dense similarity is below this "
+        "and the passages also miss most question terms (see min_term_coverage).",
+    )
+    min_term_coverage: float = Field(
+        0.3, ge=0, le=1, description="Share of the question's content words the passages hold."
     )
     drop_unsupported: bool = True
     evidence_quotes: int = Field(3, ge=0)

@@ -49,7 +49,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "generate.max_new_tokens=32",
             # MiniLM scores the abbreviated seed question 0.24 against its passage; the default
             # gate (0.30) would abstain before generating, which other tests cover.
-            "answer.min_relevance=0.2",
             f"server.api_key={ADMIN_KEY}",
             f"server.chat_key={CHAT_KEY}",
             f"server.cors_origins=[{ALLOWED_ORIGIN}]",

@@ -106,7 +106,6 @@ def test_a_server_can_use_another_as_its_generator(server_url: str, tmp_path: Pa
             f"generate.remote_model={MODEL}",
             f"generate.api_key={KEY}",
             "generate.max_new_tokens=32",
-            "answer.min_relevance=0.2",
         ],
     )
     assistant = Assistant(settings)

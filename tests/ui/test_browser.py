@@ -30,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with ServerProcess(
         root / "index",
         workdir=root,
-        overrides=["generate.max_new_tokens=32", "answer.min_relevance=0.2"],
+        overrides=["generate.max_new_tokens=32"],
         extra_args=["--preload"],
     ) as running:
         yield running.url
