@@ -47,7 +47,7 @@ from rag.api.models import (
     Usage,
 )
 from rag.api.service import Pump, ServerBusyError, ServerState
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 from rag.generate import GenerationStats
 from rag.ingest.registry import SUFFIXES
 from rag.paths import static_dir
@@ -285,6 +285,25 @@ def _answer_events(state: ServerState, request: AskRequest) -> Callable[[], Any]
 # -- app ----------------------------------------------------------------------------------------
 
 
+def _mount_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the swagger-ui-bundle package (no CDN: works air-gapped)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="onco-rag API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(assistant: Any, settings: Settings | None = None, *, ui: bool = True) -> FastAPI:
     """The FastAPI app: /api, /v1, /healthz, /static and (``ui``) the Gradio UI at /."""
     settings = settings or assistant.settings
@@ -298,10 +317,11 @@ def create_app(assistant: Any, settings: Settings | None = None, *, ui: bool = T
             "`server.api_key` reaches everything; `server.chat_key` only ask, stream, chat "
             "completions, search and feedback."
         ),
-        docs_url="/docs",
+        docs_url=None,  # served below from local assets: FastAPI's default loads a CDN
         redoc_url=None,
     )
     app.state.rag = state
+    _mount_offline_docs(app)
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -538,7 +558,10 @@ def create_app(assistant: Any, settings: Settings | None = None, *, ui: bool = T
         max_age=600,
     )
     if server.chat_key and not server.api_key:
-        log.warning("server.chat_key is set but server.api_key is not: uploads are open")
+        raise ConfigError(
+            "server.chat_key is set but server.api_key is empty: a chat key is meant for public "
+            "pages, so set server.api_key too, or uploads and deletions would be open to anyone"
+        )
 
     if ui:
         # Gradio keeps browser uploads in its own cache: put it inside the data dir too.

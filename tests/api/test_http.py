@@ -39,7 +39,11 @@ def test_health_is_open_and_reports_the_index(anonymous: httpx.Client) -> None:
 
 
 def test_openapi_docs(anonymous: httpx.Client) -> None:
-    assert anonymous.get("/docs").status_code == 200
+    page = anonymous.get("/docs")
+    assert page.status_code == 200
+    # Offline: the Swagger UI assets come from this server, not a CDN.
+    assert "cdn." not in page.text and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert anonymous.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     paths = anonymous.get("/openapi.json").json()["paths"]
     for path in (
         "/api/ask",
@@ -310,3 +314,14 @@ def test_feedback_is_appended_with_fingerprints(live, chat: httpx.Client) -> Non
     assert record["answer_fingerprints"] == {"index": "abc123"}
     assert {"embedder", "index", "settings"} <= set(record["fingerprints"])
     assert abs(record["timestamp"] - time.time()) < 120
+
+
+def test_chat_key_without_api_key_is_refused() -> None:
+    from rag.api.app import create_app
+    from rag.assistant import Assistant
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
+
+    settings = load_settings(overrides=["server.chat_key=public"])
+    with pytest.raises(ConfigError, match="set server.api_key too"):
+        create_app(Assistant(settings), settings, ui=False)
