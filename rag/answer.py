@@ -120,9 +120,7 @@ class Answerer:
 
         generator = self._generator()
         base.fingerprints = self.fingerprints()
-        count = self.embedder.count_tokens
-        passages = build_passages(retrieval.hits, query, self.settings.max_passage_tokens, count)
-        messages = build_messages(query, passages)
+        passages, messages = self.prompt(query, retrieval)
         pieces: list[str] = []
         stats: GenerationStats | None = None
         t_gen = time.perf_counter()
@@ -175,9 +173,7 @@ class Answerer:
             question, k=k or self.settings.max_passages, filters=filters, rerank=rerank
         )
         retrieval_ms = _ms(started)
-        count = self.embedder.count_tokens
-        passages = build_passages(retrieval.hits, question, self.settings.max_passage_tokens, count)
-        messages = build_messages(question, passages, instruction=classify_instruction(choices))
+        _, messages = self.prompt(question, retrieval, instruction=classify_instruction(choices))
         logprobs = self._generator().choice_logprobs(messages, list(choices))
         label = max(logprobs, key=lambda c: logprobs[c])
         return ClassifyResponse(
@@ -188,6 +184,14 @@ class Answerer:
             timings={"retrieval_ms": retrieval_ms, "total_ms": _ms(started)},
             fingerprints=self.fingerprints(),
         )
+
+    def prompt(
+        self, query: str, retrieval: Retrieval, *, instruction: str | None = None
+    ) -> tuple[list[Passage], list[dict[str, str]]]:
+        """The numbered passages and chat messages the generator sees for ``query``."""
+        budget = self.settings.max_passage_tokens
+        passages = build_passages(retrieval.hits, query, budget, self.embedder.count_tokens)
+        return passages, build_messages(query, passages, instruction=instruction)
 
     # -- steps --------------------------------------------------------------------------------
 

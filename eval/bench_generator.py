@@ -5,8 +5,8 @@ built from the seed passages (cold prefix cache), then a second question with th
 prompt but other passages (warm cache). Also measures this CPU's matmul throughput at the
 models' shapes, and reports prefill FLOP/s as a fraction of it.
 
-Usage: python bench/generator_latency.py [--models ...] [--dtypes ...] [--new-tokens 64]
-Writes bench/results/generator_latency.json. Timings are wall-clock on a shared machine: other
+Usage: python -m rag.eval.bench_generator [--models ...] [--dtypes ...] [--new-tokens 64]
+Writes eval/results/generator_latency.json. Timings are wall-clock on a shared machine: other
 processes running at the same time slow them down (the load average is recorded).
 """
 
@@ -17,18 +17,15 @@ import gc
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rag.generate import GenerationStats
+from rag.paths import seeds_dir
+from rag.settings import GenerateSettings
 
-from rag.generate import GenerationStats  # noqa: E402
-from rag.settings import GenerateSettings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "generator_latency.json"
+RESULTS = Path("eval/results/generator_latency.json")
 PROMPT_TOKENS = 600
 
 SYSTEM = (
@@ -50,7 +47,7 @@ QUESTIONS = (
 
 def paragraphs() -> list[str]:
     out: list[str] = []
-    for path in sorted((ROOT / "seeds").glob("*.txt")):
+    for path in sorted(seeds_dir().glob("*.txt")):
         out += [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
     return out
 
