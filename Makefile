@@ -25,9 +25,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Installs, builds the seed index on first use, and answers a question from the seed corpus.
+# Installs, builds the seed index on first use, answers a question from the seed corpus with
+# citations, then serves the web UI / API / widget on http://127.0.0.1:7860 (Ctrl-C stops it).
 run: install
-	$(BIN)/rag search "$(QUESTION)"
+	$(BIN)/rag ask "$(QUESTION)"
+	$(BIN)/rag serve
+
+serve: install
+	$(BIN)/rag serve
 
 # Installs test dependencies (and Debian chromium for the browser tests), then runs every test.
 test: install-test

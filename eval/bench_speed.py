@@ -110,26 +110,54 @@ def bench_preset(preset: str, questions: list[str]) -> dict[str, Any]:
 
 
 def bench_llama(preset: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The same prompts (same chat template, same tokens) under llama.cpp on the same GGUF."""
-    from llama_cpp import Llama
+    """The same prompts (same chat template, same tokens) under llama.cpp on the same GGUF.
+
+    llama.cpp runs in a child process: its OpenMP runtime and torch's crash when loaded into
+    one process.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
     from transformers import AutoTokenizer
 
     from rag.generate.packaged import resolve_model
 
     packaged = resolve_model("qwen2.5-coder-0.5b" if preset == "fast" else "qwen2.5-coder-1.5b")
-    gguf = packaged.artifact.path()  # type: ignore[union-attr]
     tokenizer = AutoTokenizer.from_pretrained(result["tokenizer_dir"])
-    llm = Llama(model_path=str(gguf), n_ctx=4096, n_threads=result["threads"], verbose=False)
+    job = {
+        "gguf": str(packaged.artifact.path()),  # type: ignore[union-attr]
+        "prompts": [
+            tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+            for m in result["prompts"]
+        ],
+        "max_new_tokens": result["max_new_tokens"],
+        "threads": result["threads"],
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(job, handle)
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.eval.bench_speed", "--llama-job", handle.name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    os.unlink(handle.name)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def llama_job(path: Path) -> dict[str, Any]:
+    from llama_cpp import Llama
+
+    job = json.loads(path.read_text())
+    llm = Llama(model_path=job["gguf"], n_ctx=4096, n_threads=job["threads"], verbose=False)
     rows = []
-    for messages in [result["prompts"][0], *result["prompts"]]:  # first one warms up
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    for prompt in [job["prompts"][0], *job["prompts"]]:  # the first run warms up
         n_prompt = len(llm.tokenize(prompt.encode(), special=True))
         start = time.perf_counter()
         first = None
         pieces = 0
-        for _chunk in llm(
-            prompt, max_tokens=result["max_new_tokens"], temperature=0.0, stream=True
-        ):
+        for _chunk in llm(prompt, max_tokens=job["max_new_tokens"], temperature=0.0, stream=True):
             if first is None:
                 first = time.perf_counter()
             pieces += 1
@@ -146,7 +174,7 @@ def bench_llama(preset: str, result: dict[str, Any]) -> dict[str, Any]:
         )
     rows = rows[1:]
     return {
-        "gguf": gguf.name,
+        "gguf": Path(job["gguf"]).name,
         "ttft_ms": percentiles([r["ttft_s"] * 1000 for r in rows]),
         "prefill_tokens_per_s": percentiles([r["prompt_tokens"] / r["ttft_s"] for r in rows]),
         "decode_tokens_per_s": percentiles([r["decode_tokens_per_s"] for r in rows]),
@@ -160,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--no-llama", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--llama-job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.llama_job:
+        print(json.dumps(llama_job(args.llama_job)))
+        return 0
     gold = [
         i
         for i in load_gold(gold_dir() / "seed.jsonl")

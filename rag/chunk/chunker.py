@@ -7,6 +7,7 @@ tail to the embedder's truncation. Every chunk is an exact slice of the document
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
@@ -55,10 +56,17 @@ class Chunker:
         chunks: list[Chunk] = []
         for section_spans in _sections(doc.spans):
             units = self._units(doc.text, section_spans)
+            # Spans are sorted and disjoint: bisect instead of a scan per chunk (a document of
+            # 300,000 one-line paragraphs took minutes with the scan).
+            span_starts = [s.start for s in section_spans]
             for start, end, tokens in self._pack(units):
                 text = doc.text[start:end]
-                first = next(
-                    (s for s in section_spans if s.start <= start < s.end), section_spans[0]
+                at = bisect.bisect_right(span_starts, start) - 1
+                holder = section_spans[at] if at >= 0 else None
+                first = (
+                    holder
+                    if holder is not None and holder.start <= start < holder.end
+                    else section_spans[0]
                 )
                 chunks.append(
                     Chunk(
@@ -122,9 +130,10 @@ class Chunker:
         current: list[_Unit] = []
         used = 0
         fresh = 0  # units in `current` not already emitted in the previous chunk
+        remaining = self._paragraph_remaining(units)
         for index, unit in enumerate(units):
             starts_paragraph = bool(current) and unit.paragraph != current[-1].paragraph
-            paragraph_fits = self._paragraph_tokens(units, index) <= budget - used
+            paragraph_fits = remaining[index] <= budget - used
             soft_break = starts_paragraph and not paragraph_fits and used >= budget // 2
             if current and (used + unit.tokens > budget or soft_break):
                 if fresh:
@@ -139,14 +148,17 @@ class Chunker:
         return out
 
     @staticmethod
-    def _paragraph_tokens(units: list[_Unit], index: int) -> int:
-        paragraph = units[index].paragraph
+    def _paragraph_remaining(units: list[_Unit]) -> list[int]:
+        """Tokens from each unit to the end of its paragraph (one backward pass, not a scan
+        per unit: that was quadratic in the sentences of one long paragraph)."""
+        remaining = [0] * len(units)
         total = 0
-        for unit in units[index:]:
-            if unit.paragraph != paragraph:
-                break
-            total += unit.tokens
-        return total
+        for index in range(len(units) - 1, -1, -1):
+            if index + 1 < len(units) and units[index + 1].paragraph != units[index].paragraph:
+                total = 0
+            total += units[index].tokens
+            remaining[index] = total
+        return remaining
 
     @staticmethod
     def _overlap_tail(units: list[_Unit], overlap: int, room: int) -> tuple[list[_Unit], int]:
