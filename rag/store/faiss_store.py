@@ -25,8 +25,8 @@ def choose_kind(settings: IndexSettings, n_vectors: int) -> Kind:
 class FaissStore:
     """FAISS index wrapped with an id map.
 
-    HNSW cannot delete, so its vectors are kept beside the graph and the graph is rebuilt on
-    removal; flat and IVF remove in place.
+    HNSW cannot delete: on removal the graph is rebuilt from the vectors its own flat storage
+    holds (no second copy is kept); flat and IVF remove in place.
     """
 
     def __init__(self, dim: int, kind: Kind, settings: IndexSettings) -> None:
@@ -34,7 +34,6 @@ class FaissStore:
         self.kind: Kind = kind
         self.settings = settings
         self._index = self._empty(0)
-        self._hnsw_vectors: dict[int, np.ndarray] = {}
 
     # -- construction -------------------------------------------------------------------------
 
@@ -74,14 +73,13 @@ class FaissStore:
             return
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have shape {vectors.shape}; this store holds {self.dim}-d")
         if self.kind == "ivf" and not self._index.is_trained:
             # FAISS wants ~39 training points per list; size the lists to the first batch.
             wanted = self.settings.ivf_nlist or int(4 * math.sqrt(len(vectors)))
             self._index = self._ivf(max(1, min(wanted, len(vectors) // 39)))
             self._index.train(vectors)
-        if self.kind == "hnsw":
-            for i, v in zip(ids.tolist(), vectors, strict=True):
-                self._hnsw_vectors[i] = v
         self._index.add_with_ids(vectors, ids)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -89,19 +87,13 @@ class FaissStore:
             return 0
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if self.kind == "hnsw":
-            removed = 0
-            for i in ids.tolist():
-                removed += self._hnsw_vectors.pop(i, None) is not None
-            keep = np.fromiter(self._hnsw_vectors.keys(), dtype=np.int64)
-            vecs = (
-                np.stack([self._hnsw_vectors[i] for i in keep.tolist()])
-                if len(keep)
-                else np.zeros((0, self.dim), np.float32)
-            )
-            self._index = self._empty(len(keep))
-            self._hnsw_vectors = {}
-            self.add(keep, vecs)
-            return removed
+            # HNSW never deletes, so internal positions are 0..n-1 in insertion order.
+            current = self.ids()
+            vectors = self._index.index.reconstruct_n(0, len(current))
+            keep = ~np.isin(current, ids)
+            self._index = self._empty(int(keep.sum()))
+            self.add(current[keep], vectors[keep])
+            return int((~keep).sum())
         return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     # -- queries ------------------------------------------------------------------------------
@@ -170,9 +162,6 @@ class FaissStore:
         store._index = index
         if kind == "hnsw":
             inner.hnsw.efSearch = settings.hnsw_ef_search
-            ids = store.ids()
-            vecs = inner.reconstruct_n(0, inner.ntotal)
-            store._hnsw_vectors = dict(zip(ids.tolist(), vecs, strict=True))
         elif kind == "ivf":
             index.nprobe = settings.ivf_nprobe
         return store

@@ -5,6 +5,11 @@ BM25 files are named after the generation they were derived from; a reader that 
 the current generation (a writer crashed, or is still writing) rebuilds them in memory from
 the same database snapshot. So a kill at any moment leaves the last committed state loadable,
 and a reader never mixes two generations.
+
+With ``index.store = "milvus"`` the dense side is a Milvus collection that persists itself:
+it records the generation it reflects, every change to it happens under the write lock after
+the SQLite commit, and whoever holds the lock rebuilds it from the chunk store when the
+recorded generation is not the committed one (a writer died between commit and mirror).
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from rag.ingest.normalize import year_from
 from rag.settings import IndexSettings
+from rag.store.base import VectorStore
 from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
 from rag.store.faiss_store import FaissStore, choose_kind
 from rag.store.lexical import LexicalIndex
@@ -35,6 +42,20 @@ DB_NAME = "chunks.sqlite3"
 LOCK_NAME = ".write.lock"
 MANIFEST_NAME = "manifest.json"
 _DERIVED = re.compile(r"^(dense|lexical)\.(\d+)(\.faiss)?$")
+# Per-document metadata a Milvus store keeps beside each vector: doc_id, format, kind, year.
+DocMetaRow = tuple[str, str, str, int | None]
+
+
+def make_store(
+    settings: IndexSettings, dim: int, directory: Path, n_vectors: int = 0
+) -> VectorStore:
+    """An empty dense store of the configured backend (``index.store``) sized for n vectors."""
+    kind = choose_kind(settings, n_vectors)
+    if settings.store == "milvus":
+        from rag.store.milvus_store import store_for_index  # pymilvus only when asked for
+
+        return store_for_index(settings, dim, directory, kind)
+    return FaissStore(dim, kind, settings)
 
 
 @dataclass(frozen=True)
@@ -61,7 +82,7 @@ class IndexSpec:
 @dataclass
 class _Derived:
     generation: int
-    dense: FaissStore
+    dense: VectorStore
     lexical: LexicalIndex
     aliases: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -100,6 +121,7 @@ class CorpusIndex:
         self.store = ChunkStore(self.dir / DB_NAME)
         self._check_manifest()
         self._derived: _Derived | None = None
+        self._milvus: Any = None  # MilvusStore, opened on first use and shared with writers
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -107,6 +129,13 @@ class CorpusIndex:
 
     def close(self) -> None:
         self.store.close()
+        if self._milvus is not None:
+            self._milvus.close()
+            self._milvus = None
+
+    @property
+    def uses_milvus(self) -> bool:
+        return self.settings.store == "milvus"
 
     # -- manifest -----------------------------------------------------------------------------
 
@@ -180,24 +209,77 @@ class CorpusIndex:
     def _derived_paths(self, generation: int) -> tuple[Path, Path]:
         return self.dir / f"dense.{generation}.faiss", self.dir / f"lexical.{generation}"
 
-    def _build_derived(self, store: ChunkStore, generation: int) -> _Derived:
-        ids, vectors = store.all_vectors()
-        kind = choose_kind(self.settings, len(ids))
-        if len(ids):
-            dense = FaissStore.build(ids, vectors, kind, self.settings)
+    def _build_derived(
+        self, store: ChunkStore, generation: int, *, locked: bool = False
+    ) -> _Derived:
+        if self.uses_milvus:
+            dense = self._milvus_dense(store, generation, locked=locked)
         else:
-            dense = FaissStore(self.spec.dim, kind, self.settings)
+            ids, vectors = store.all_vectors()
+            dense = make_store(self.settings, self.spec.dim, self.dir, len(ids))
+            dense.add(ids, vectors)
         lexical = LexicalIndex.build(store.lexical_rows())
         return _Derived(generation, dense, lexical, store.aliases())
 
-    def _load_derived(self, store: ChunkStore, generation: int) -> _Derived:
+    def _load_derived(
+        self, store: ChunkStore, generation: int, *, locked: bool = False
+    ) -> _Derived:
         dense_path, lexical_path = self._derived_paths(generation)
+        if self.uses_milvus:
+            dense = self._milvus_dense(store, generation, locked=locked)
+            try:
+                lexical = LexicalIndex.load(lexical_path)
+            except (FileNotFoundError, RuntimeError, OSError, ValueError):
+                lexical = LexicalIndex.build(store.lexical_rows())
+            return _Derived(generation, dense, lexical, store.aliases())
         try:
             dense = FaissStore.load(dense_path, self.settings)
             lexical = LexicalIndex.load(lexical_path)
         except (FileNotFoundError, RuntimeError, OSError, ValueError):
             return self._build_derived(store, generation)
         return _Derived(generation, dense, lexical, store.aliases())
+
+    def _milvus_dense(self, store: ChunkStore, generation: int, *, locked: bool) -> Any:
+        """The Milvus store, rebuilt from ``store``'s snapshot if it reflects another generation.
+
+        Only the write-lock holder changes the collection. A reader that finds it stale takes
+        the lock if it is free; if a writer holds it, the reader serves the live collection
+        (chunk ids it returns that the snapshot lacks are dropped by the retriever) and the
+        writer brings it up to date when its session ends.
+        """
+        n = store.chunk_count()
+        kind = choose_kind(self.settings, n)
+        if self._milvus is None:
+            self._milvus = make_store(self.settings, self.spec.dim, self.dir, n)
+        dense = self._milvus
+        wanted = f"milvus-{_milvus_type(kind, self.settings)}"
+        if dense.generation == generation and (not locked or dense.kind == wanted):
+            return dense
+        if locked:
+            self._rebuild_milvus(dense, store, generation, kind)
+            return dense
+        try:
+            with FileLock(str(self.dir / LOCK_NAME), timeout=0):
+                if dense.generation != generation:
+                    self._rebuild_milvus(dense, store, generation, kind)
+        except Timeout:
+            pass
+        return dense
+
+    def _rebuild_milvus(self, dense: Any, store: ChunkStore, generation: int, kind: str) -> None:
+        from rag.store.milvus_store import VectorMeta, milvus_index
+
+        ids, vectors = store.all_vectors()
+        meta = {
+            row[0]: VectorMeta(row[1], row[2], row[3] or "", row[4])
+            for row in store.conn.execute(
+                "SELECT c.id, d.doc_id, d.format, d.kind, d.year FROM chunks c "
+                "JOIN documents d ON c.doc_id = d.doc_id"
+            )
+        }
+        dense.reset(*milvus_index(kind, self.settings))
+        dense.add(ids, vectors, [meta[i] for i in ids.tolist()])
+        dense.set_generation(generation)
 
     def refresh(self) -> bool:
         """Pick up the latest committed generation; True if anything changed."""
@@ -291,7 +373,7 @@ class CorpusIndex:
             )
 
     def check(self) -> list[str]:
-        """Consistency problems between chunk store, FAISS ids and BM25 ids (empty = healthy)."""
+        """Consistency problems between chunk store, dense ids and BM25 ids (empty = healthy)."""
         problems: list[str] = []
         with self._read_lock, self.store.snapshot():
             generation = self.store.generation()
@@ -311,8 +393,10 @@ class CorpusIndex:
         dense = set(derived.dense.ids().tolist())
         lexical = set(derived.lexical._ids.tolist())
         if dense != db:
+            backend = "Milvus" if self.uses_milvus else "FAISS"
             problems.append(
-                f"FAISS holds {len(dense)} ids, chunk store {len(db)} ({len(dense ^ db)} differ)"
+                f"{backend} holds {len(dense)} ids, chunk store {len(db)} "
+                f"({len(dense ^ db)} differ)"
             )
         if lexical != db:
             problems.append(
@@ -331,23 +415,34 @@ class IndexWriter:
         self.store = store
         with store.snapshot():
             generation = store.generation()
-            self._derived = index._load_derived(store, generation)
+            self._derived = index._load_derived(store, generation, locked=True)
         self._dirty = False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        added: list[tuple[np.ndarray, np.ndarray]] = []
+        added: list[tuple[np.ndarray, np.ndarray, DocMetaRow]] = []
         removed: list[int] = []
         self._pending_add = added
         self._pending_remove = removed
         with self.store.write():
             yield
-        # Committed: mirror the change into the in-memory dense store.
+        # Committed: mirror the change into the dense store (in memory, or Milvus).
+        dense = self._derived.dense
         if removed:
-            self._derived.dense.remove(np.asarray(removed, dtype=np.int64))
-        for ids, vectors in added:
-            self._derived.dense.add(ids, vectors)
+            dense.remove(np.asarray(removed, dtype=np.int64))
+        if self.index.uses_milvus:
+            from rag.store.milvus_store import VectorMeta
+
+            for ids, vectors, meta in added:
+                dense.add(ids, vectors, VectorMeta(*meta))  # type: ignore[call-arg]
+        else:
+            for ids, vectors, _meta in added:
+                dense.add(ids, vectors)
         self._derived.generation = self.store.generation()
+        if self.index.uses_milvus:
+            # Only now does the collection reflect this generation; a crash before this line
+            # leaves the old number, so the next opener rebuilds from the chunk store.
+            dense.set_generation(self._derived.generation)  # type: ignore[attr-defined]
         self._dirty = self._dirty or bool(added or removed)
 
     def add(
@@ -358,7 +453,8 @@ class IndexWriter:
         aliases: list[tuple[str, str, str]] | None = None,
     ) -> None:
         ids = self.store.insert_document(doc, chunks, vectors, aliases or [])
-        self._pending_add.append((np.asarray(ids, dtype=np.int64), vectors))
+        meta = (doc.doc_id, doc.format, doc.meta.kind or "", year_from(doc.meta))
+        self._pending_add.append((np.asarray(ids, dtype=np.int64), vectors, meta))
 
     def remove(self, doc_id: str) -> int:
         ids = self.store.delete_document(doc_id)
@@ -367,18 +463,23 @@ class IndexWriter:
 
     def sync_derived(self) -> None:
         """Persist FAISS + BM25 for the committed generation and drop older ones."""
+        milvus = self.index.uses_milvus
         with self.store.snapshot():
             generation = self.store.generation()
             n = self.store.chunk_count()
             needs_lexical = self._dirty or not self.index._derived_paths(generation)[1].exists()
             wanted_kind = choose_kind(self.index.settings, n)
+            if milvus:
+                wanted_kind = f"milvus-{_milvus_type(wanted_kind, self.index.settings)}"
             if wanted_kind != self._derived.dense.kind or self._derived.generation != generation:
-                self._derived = self.index._build_derived(self.store, generation)
+                self._derived = self.index._build_derived(self.store, generation, locked=True)
             elif needs_lexical:
                 self._derived.lexical = LexicalIndex.build(self.store.lexical_rows())
                 self._derived.aliases = self.store.aliases()
+            if milvus:  # the collection persists itself; make sure it says which generation
+                self._derived.dense = self.index._milvus_dense(self.store, generation, locked=True)
         dense_path, lexical_path = self.index._derived_paths(generation)
-        if not dense_path.exists() or self._dirty:
+        if not milvus and (not dense_path.exists() or self._dirty):
             self._derived.dense.save(dense_path)
         if not lexical_path.exists() or self._dirty:
             self._derived.lexical.save(lexical_path)
@@ -404,6 +505,12 @@ class IndexWriter:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+
+
+def _milvus_type(kind: str, settings: IndexSettings) -> str:
+    from rag.store.milvus_store import milvus_index
+
+    return milvus_index(kind, settings)[0].lower()
 
 
 def ensure_consistent(index: CorpusIndex) -> None:
