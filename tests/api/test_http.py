@@ -323,5 +323,5 @@ def test_chat_key_without_api_key_is_refused() -> None:
     from rag.settings import load_settings
 
     settings = load_settings(overrides=["server.chat_key=public"])
-    with pytest.raises(ConfigError, match="set server.api_key too"):
+    with pytest.raises(ConfigError, match=r"set server\.api_key too"):
         create_app(Assistant(settings), settings, ui=False)
