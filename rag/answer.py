@@ -9,6 +9,7 @@ verification leaves no supported sentence.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,14 @@ from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
 from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
+_ASKS_FOR_REFERENCES = re.compile(
+    r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph)", re.I
+)
+_REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
+
+
+def is_reference_list(section: tuple[str, ...]) -> bool:
+    return any(_REFERENCE_SECTION.match(part.strip()) for part in section)
 
 
 @dataclass
@@ -92,9 +101,7 @@ class Answerer:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         query = standalone or question
-        retrieval = self.retriever.run(
-            query, k=k or self.settings.max_passages, filters=filters, rerank=rerank
-        )
+        retrieval = self._retrieve(query, k, filters, rerank)
         timings["retrieval_ms"] = _ms(started)
         hits = [SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)]
 
@@ -169,9 +176,7 @@ class Answerer:
     ) -> ClassifyResponse:
         """Pick one of ``choices`` from the passages in one forward pass (no free text)."""
         started = time.perf_counter()
-        retrieval = self.retriever.run(
-            question, k=k or self.settings.max_passages, filters=filters, rerank=rerank
-        )
+        retrieval = self._retrieve(question, k, filters, rerank)
         retrieval_ms = _ms(started)
         _, messages = self.prompt(question, retrieval, instruction=classify_instruction(choices))
         logprobs = self._generator().choice_logprobs(messages, list(choices))
@@ -193,7 +198,23 @@ class Answerer:
         passages = build_passages(retrieval.hits, query, budget, self.embedder.count_tokens)
         return passages, build_messages(query, passages, instruction=instruction)
 
-    # -- steps --------------------------------------------------------------------------------
+    # -- steps ------------------------------------------------------------------------------
+
+    def _retrieve(
+        self, query: str, k: int | None, filters: Filters | None, rerank: bool | None
+    ) -> Retrieval:
+        """Passages for the prompt; reference lists only when the question is about them.
+
+        A bibliography names every trial and drug of its article, so it ranks high lexically
+        but answers nothing; a few spare hits replace it.
+        """
+        k = k or self.settings.max_passages
+        retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
+        hits = retrieval.hits
+        if not _ASKS_FOR_REFERENCES.search(query):
+            hits = [h for h in hits if not is_reference_list(h.chunk.section)] or hits
+        retrieval.hits = hits[:k]
+        return retrieval
 
     def _relevance_gate(self, retrieval: Retrieval) -> str | None:
         """Abstain before generating when neither meaning nor words of the question match.

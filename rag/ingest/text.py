@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from rag.errors import BinaryFileError, DecodeError
+from rag.errors import BinaryFileError, DecodeError, FileTooLargeError
 from rag.types import Block, DocMeta, LoadedDocument
 
 _BOILERPLATE = re.compile(
@@ -20,8 +20,12 @@ _BOILERPLATE = re.compile(
 )
 # A "Tags"/"Keywords" line announces a tag cloud: keywords without separators, not prose.
 _TAG_HEADER = re.compile(r"^(tags|keywords|related topics)$", re.I)
+_REFERENCES = re.compile(r"^\W*(references|bibliography|literature cited)\W*(\n|:|$)", re.I)
 _ATX_HEADING = re.compile(r"^#{1,6}\s+\S", re.M)
 _MD = MarkdownIt("commonmark").enable("table")
+# As for PDFs: past this a file is a dump, not an article. Parsing, chunking and embedding are
+# linear but unbounded in time (text is not parsed in the sandbox), so refuse it up front.
+MAX_CHARS = 20_000_000
 
 
 def decode_text(data: bytes) -> str:
@@ -51,8 +55,16 @@ def _looks_binary(text: str) -> bool:
     return control / len(sample) > 0.05
 
 
+def _checked_size(text: str) -> str:
+    if len(text) > MAX_CHARS:
+        raise FileTooLargeError(
+            f"text holds {len(text):,} characters; the limit is {MAX_CHARS:,} (split it first)"
+        )
+    return text
+
+
 def load_text(data: bytes, meta: DocMeta) -> LoadedDocument:
-    text = decode_text(data)
+    text = _checked_size(decode_text(data))
     if _looks_binary(text):
         raise BinaryFileError("mostly control characters, not text")
     if len(_ATX_HEADING.findall(text)) >= 2:
@@ -60,6 +72,7 @@ def load_text(data: bytes, meta: DocMeta) -> LoadedDocument:
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     blocks: list[Block] = []
     skip_next = False
+    section: tuple[str, ...] = ()
     for i, para in enumerate(paragraphs):
         stripped = para.strip()
         if skip_next or _BOILERPLATE.match(stripped):
@@ -68,16 +81,18 @@ def load_text(data: bytes, meta: DocMeta) -> LoadedDocument:
         if _TAG_HEADER.match(stripped):
             skip_next = True
             continue
+        if _REFERENCES.match(stripped):
+            section = ("References",)  # a reference list closes a plain-text article
         single_line = "\n" not in stripped
         is_title = i == 0 and single_line and len(stripped) < 200 and len(paragraphs) > 1
-        blocks.append(Block(stripped, "title" if is_title else "paragraph"))
+        blocks.append(Block(stripped, "title" if is_title else "paragraph", section))
     if blocks and blocks[0].kind == "title" and not meta.title:
         meta.title = blocks[0].text
     return LoadedDocument(blocks=blocks, meta=meta, format="text")
 
 
 def load_markdown(data: bytes, meta: DocMeta) -> LoadedDocument:
-    text = decode_text(data)
+    text = _checked_size(decode_text(data))
     if _looks_binary(text):
         raise BinaryFileError("mostly control characters, not text")
     return _markdown_blocks(text, meta, fmt="markdown")

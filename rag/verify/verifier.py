@@ -116,12 +116,13 @@ class Verifier:
     def _find_support(
         self, sentence: str, passages: dict[int, str]
     ) -> tuple[int, SupportResult] | None:
-        overall = self.checker.check(sentence, passages)
-        if overall.verdict == "unsupported" or not overall.best:
-            return None
-        best = overall.best[0].passage
-        result = self.checker.check(sentence, {best: passages[best]})
-        return (best, result) if result.verdict == "supported" else None
+        """The passage that alone supports ``sentence`` best, if any does."""
+        best: tuple[int, SupportResult] | None = None
+        for n, text in passages.items():
+            result = self.checker.check(sentence, {n: text})
+            if result.verdict == "supported" and (best is None or result.score > best[1].score):
+                best = (n, result)
+        return best
 
     def _useful(self, sentence: str, citations: list[int], passages: dict[int, str]) -> list[int]:
         """Citations that carry part of the support (ALCE-style precision, per citation).
