@@ -704,11 +704,16 @@ def eval_import(
 @eval_app.command("support")
 def eval_support(
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Labelled pairs JSONL.")] = None,
+    scifact: Annotated[
+        Path | None,
+        typer.Option("--scifact", help="Held-out check on SciFact dev claims (dataset folder)."),
+    ] = None,
     as_json: JsonOpt = False,
+    show_errors: Annotated[int, typer.Option("--errors", help="Misjudged pairs to list.")] = 50,
 ) -> None:
-    """Precision/recall of the sentence-support checker on hand-labelled pairs."""
+    """Precision/recall of the sentence-support checker on labelled sentence-passage pairs."""
     from rag.embed import load_embedder
-    from rag.eval.support_eval import evaluate_checker, load_pairs
+    from rag.eval.support_eval import evaluate_checker, load_pairs, scifact_pairs
     from rag.retrieve.expand import QueryExpander
     from rag.verify import SupportChecker
 
@@ -718,7 +723,8 @@ def eval_support(
         aliases=QueryExpander().related,
         threshold=settings.verify.support_threshold,
     )
-    result = evaluate_checker(checker, load_pairs(pairs))
+    labelled = scifact_pairs(scifact) if scifact else load_pairs(pairs)
+    result = evaluate_checker(checker, labelled)
     if as_json:
         out.print_json(json.dumps(result))
         return
@@ -727,7 +733,7 @@ def eval_support(
         f"{result['recall']:.3f}, F1 {result['f1']:.3f}, accuracy {result['accuracy']:.3f}"
     )
     out.print(f"errors by type: {result['errors_by_type']}")
-    for e in result["errors"]:
+    for e in result["errors"][:show_errors]:
         out.print(
             f"  {e['id']} gold={'supported' if e['gold'] else 'unsupported'} "
             f"got={e['verdict']} ({e['type']}): {e['sentence']}"
