@@ -144,7 +144,13 @@ class Retriever:
             return hits[:k]
         if s.diversity == "per_doc":
             return [hits[i] for i in cap_per_doc([h.chunk.doc_id for h in hits], k, s.max_per_doc)]
-        vectors = self.index.vectors_for([h.chunk.row_id for h in hits])
+        found = self.index.vectors_for([h.chunk.row_id for h in hits])
+        # A writer may have deleted a chunk since its text was read (a separate read): drop it,
+        # as the fusion step drops ids whose chunk is already gone.
+        hits = [h for h in hits if h.chunk.row_id in found]
+        if not hits:
+            return hits
+        vectors = np.stack([found[h.chunk.row_id] for h in hits])
         relevance = np.asarray([h.score for h in hits], dtype=np.float64)
         order = mmr(relevance, vectors, k, s.mmr_lambda)
         return [hits[i] for i in order]

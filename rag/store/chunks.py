@@ -263,12 +263,11 @@ class ChunkStore:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), -1)
         return np.asarray(ids, dtype=np.int64), matrix.copy()
 
-    def vectors_for(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored vectors by chunk id; ids deleted meanwhile are simply absent."""
         marks = ",".join("?" * len(ids))
-        rows = dict(
-            self.conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", list(ids))
-        )
-        return np.stack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+        rows = self.conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", list(ids))
+        return {int(i): np.frombuffer(blob, dtype=np.float32) for i, blob in rows}
 
     def lexical_rows(self) -> Iterable[tuple[int, str]]:
         """(id, text for BM25) for every chunk: title and section path help keyword search."""

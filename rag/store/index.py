@@ -321,7 +321,7 @@ class CorpusIndex:
         with self._read_lock:
             return self.store.get_chunks(ids)
 
-    def vectors_for(self, ids: list[int]) -> np.ndarray:
+    def vectors_for(self, ids: list[int]) -> dict[int, np.ndarray]:
         with self._read_lock:
             return self.store.vectors_for(ids)
 

@@ -28,3 +28,25 @@ def test_diversity_avoids_near_duplicates(seed_index) -> None:
     hits = seed_index.search("resistance to immunotherapy in NSCLC", k=5).hits
     texts = [h.text for h in hits]
     assert len(set(texts)) == len(texts)
+
+
+def test_search_survives_a_delete_committed_mid_query(assistant, seeds) -> None:
+    """The load test's search 500s (KeyError): a writer deleted chunks between the read of their
+    text and the read of their vectors for MMR. Replay that interleaving with a real delete."""
+    assistant.add([seeds])
+    docs = {d.doc_id for d in assistant.documents()}
+    news = next(d for d in docs if d.startswith("000_"))
+    index = assistant.index
+    read_chunks = index.chunks
+    deleted: list[str] = []
+
+    def chunks_then_delete(ids):
+        found = read_chunks(ids)
+        if not deleted:
+            deleted.append(assistant.remove(news).status)
+        return found
+
+    index.chunks = chunks_then_delete  # a real remove() commits between the two reads
+    hits = assistant.search("ivonescimab progression-free survival HARMONi-A", k=5).hits
+    assert deleted == ["removed"]
+    assert hits and all(h.provenance.doc_id != news for h in hits)
