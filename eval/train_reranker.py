@@ -48,10 +48,16 @@ class Recipe:
 
     name: str = RECIPE
     seed: int = 13
-    loss: str = "bce"  # bce | lambda (listwise LambdaLoss over one question's candidates)
+    # segment-cosine: joint encoder + cosine of the query/passage token means (starts near the
+    # bi-encoder); cls: the usual fresh [CLS] classifier (learns far slower on a CPU budget).
+    head: str = "segment-cosine"
+    # listnet: softmax over one question's candidates (bias-free, ranks directly);
+    # lambda: LambdaLoss (NDCG-weighted pairs); bce: pointwise binary cross-entropy.
+    loss: str = "lambda"
+    lists_per_batch: int = 2  # listwise losses: questions per step (~8 passages each)
     # Questions used per dataset and fold (None = all); keeps a model within ~15 CPU minutes.
     max_questions: dict[str, int | None] = field(
-        default_factory=lambda: {"scifact": 400, "bioasq": 500, "pubmedqa": 150}
+        default_factory=lambda: {"scifact": 400, "bioasq": 300, "pubmedqa": 100}
     )
     max_positives: int = 2
     hard_negatives: dict[str, int] = field(
@@ -60,7 +66,7 @@ class Recipe:
     random_negatives: int = 1
     mine_depth: int = 30  # hard negatives come from the top `mine_depth` hybrid candidates
     epochs: float = 1.0
-    batch_size: int = 16
+    batch_size: int = 16  # bce: pairs per step
     learning_rate: float = 7e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -271,7 +277,7 @@ def _train_dataset(groups: list[Group], recipe: Recipe) -> dict[str, Any]:
     for name in dict.fromkeys(g.dataset for g in groups):
         rng = random.Random(f"{recipe.seed}:{name}")
         mine = [g for g in groups if g.dataset == name]
-        if recipe.loss == "lambda":
+        if recipe.loss in LISTWISE:
             rows = [(g.query, g.passages, [float(x) for x in g.labels]) for g in mine]
             rng.shuffle(rows)
             q, docs, labels = zip(*rows, strict=True)
@@ -292,14 +298,47 @@ def _train_dataset(groups: list[Group], recipe: Recipe) -> dict[str, Any]:
     return out
 
 
+LISTWISE = ("listnet", "lambda")
+
+
 def _loss(model: Any, recipe: Recipe) -> Any:
     from sentence_transformers.cross_encoder import losses
 
     if recipe.loss == "bce":
         return losses.BinaryCrossEntropyLoss(model)
+    if recipe.loss == "listnet":
+        return losses.ListNetLoss(model, mini_batch_size=recipe.batch_size)
     if recipe.loss == "lambda":
         return losses.LambdaLoss(model, mini_batch_size=recipe.batch_size)
-    raise ValueError(f"unknown loss {recipe.loss!r} (bce or lambda)")
+    raise ValueError(f"unknown loss {recipe.loss!r} (listnet, lambda or bce)")
+
+
+def new_model(recipe: Recipe, base: Path) -> Any:
+    """The untrained cross-encoder: packaged MiniLM encoder + the recipe's scoring head."""
+    from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    if recipe.head == "cls":
+        return CrossEncoder(
+            str(base),
+            num_labels=1,
+            max_length=recipe.max_length,
+            device="cpu",
+            local_files_only=True,
+        )
+    if recipe.head != "segment-cosine":
+        raise ValueError(f"unknown head {recipe.head!r} (segment-cosine or cls)")
+    from rag.rerank.cross_encoder import SegmentCosineScore
+
+    encoder = Transformer(
+        str(base),
+        transformer_task="feature-extraction",
+        max_seq_length=recipe.max_length,
+        config_kwargs={"num_labels": 1},
+        processor_kwargs={"local_files_only": True},
+        model_kwargs={"local_files_only": True},
+    )
+    return CrossEncoder(modules=[encoder, SegmentCosineScore()], device="cpu")
 
 
 def train_model(
@@ -316,7 +355,6 @@ def train_model(
     import torch
     import transformers
     from sentence_transformers.cross_encoder import (
-        CrossEncoder,
         CrossEncoderTrainer,
         CrossEncoderTrainingArguments,
     )
@@ -327,9 +365,7 @@ def train_model(
     transformers.logging.set_verbosity_error()
     transformers.set_seed(recipe.seed)
     base = base_dir or resolve_model_dir(BASE_MODEL)
-    model = CrossEncoder(
-        str(base), num_labels=1, max_length=recipe.max_length, device="cpu", local_files_only=True
-    )
+    model = new_model(recipe, base)
     if recipe.freeze_word_embeddings:
         # Too few examples to move a 30k-word vocabulary; freezing also trims the AdamW step.
         for name, param in model.named_parameters():
@@ -342,7 +378,9 @@ def train_model(
         args = CrossEncoderTrainingArguments(
             output_dir=str(work / "trainer"),
             num_train_epochs=recipe.epochs,
-            per_device_train_batch_size=recipe.batch_size,
+            per_device_train_batch_size=(
+                recipe.lists_per_batch if recipe.loss in LISTWISE else recipe.batch_size
+            ),
             learning_rate=recipe.learning_rate,
             warmup_steps=recipe.warmup_ratio,  # a float < 1 is a ratio in transformers 5
             weight_decay=recipe.weight_decay,
