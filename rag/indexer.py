@@ -7,6 +7,7 @@ commits, and nothing already indexed is touched unless the same source is being 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +28,16 @@ from rag.types import Chunk, Document
 
 Progress = Callable[[int, int, str], None]  # done, total, current item
 OnCommit = Callable[[list[IngestResult]], None]  # documents that just became searchable
+
+
+def shown_path(path: Path) -> str:
+    """The path as text; bytes that are not UTF-8 (surrogate escapes) shown as ``\\xNN``."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return text
 
 
 def embedding_text(title: str, section: tuple[str, ...], text: str) -> str:
@@ -71,7 +82,7 @@ class Indexer:
                 claimed: dict[str, str] = {}  # doc ids and content hashes taken in this run
                 for done, (path, explicit) in enumerate(files):
                     if progress:
-                        progress(done, len(files), str(path))
+                        progress(done, len(files), shown_path(path))
                     item = self._prepare_file(writer, path, explicit, loader, claimed)
                     if isinstance(item, IngestResult):
                         report.results.append(item)
@@ -85,7 +96,7 @@ class Indexer:
                     progress(len(files), len(files), "")
         finally:
             loader.close()
-        order = {str(path): i for i, (path, _) in enumerate(files)}
+        order = {shown_path(path): i for i, (path, _) in enumerate(files)}
         report.results.sort(key=lambda r: order.get(r.path, len(order)))
         report.seconds = time.perf_counter() - started
         return report
@@ -129,7 +140,24 @@ class Indexer:
         loader: LoaderProcess,
         claimed: dict[str, str],
     ) -> _Pending | IngestResult:
-        shown = str(path)
+        shown = shown_path(path)
+        if shown != str(path):
+            # The chunk store, JSON output and terminals all need text: refuse, don't crash.
+            return IngestResult(
+                path=shown,
+                status="failed",
+                reason="file name is not valid UTF-8; rename the file",
+                error="UnreadablePathError",
+            )
+        if not explicit and path.is_symlink():
+            # A folder may hold links to anything (/etc/passwd, ~/.ssh): only named files are
+            # followed, as os.walk does not follow linked folders either.
+            return IngestResult(
+                path=shown,
+                status="skipped",
+                reason="symbolic link: not followed in a folder walk (name the file to add it)",
+                error="UnreadablePathError",
+            )
         try:
             fmt = format_for(path)
         except UnsupportedFormatError as exc:

@@ -101,6 +101,10 @@ def _refuse_entity_declarations(data: bytes) -> None:
     """
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         text = data.decode("utf-16", errors="replace")
+    elif data.startswith((b"<\x00\x00\x00", b"\x00\x00\x00<")):  # UTF-32, no BOM
+        text = data.decode("utf-32-le" if data[0] else "utf-32-be", errors="replace")
+    elif data.startswith((b"<\x00", b"\x00<")):  # UTF-16 without a BOM: libxml2 reads it too
+        text = data.decode("utf-16-le" if data[0] else "utf-16-be", errors="replace")
     else:
         text = data.decode("latin-1")  # byte-preserving; the markup we look for is ASCII
     match = _INTERNAL_SUBSET.search(text)
@@ -111,7 +115,7 @@ def _refuse_entity_declarations(data: bytes) -> None:
 
 
 def _syntax_message(exc: etree.XMLSyntaxError) -> str:
-    message = exc.msg or str(exc)
+    message = " ".join((exc.msg or str(exc)).split())  # libxml2 messages can end in a newline
     if "line" not in message and exc.position:
         message += f", line {exc.position[0]}, column {exc.position[1]}"
     return message

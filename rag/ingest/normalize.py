@@ -64,6 +64,9 @@ def normalize_text(raw: str, *, keep_lines: bool = False) -> str:
     """Normalise one block; ``keep_lines`` keeps row breaks (tables, lists)."""
     text = unicodedata.normalize("NFC", raw).translate(_TRANSLATE)
     text = _CONTROL.sub("", text)
+    # Dropping a soft hyphen or zero-width/control character can leave a letter next to its
+    # combining accent ("cafe\u00ad\u0301"): compose again so the text really is NFC.
+    text = unicodedata.normalize("NFC", text)
     text = _HYPHEN_BREAK.sub("", text)
     text = _HYPHEN_KEEP.sub("-", text)
     if keep_lines:

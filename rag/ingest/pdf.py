@@ -17,6 +17,7 @@ too big to be a plausible article (a PDF bomb guard).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import logging
@@ -90,13 +91,21 @@ def load_pdf(data: bytes, meta: DocMeta) -> LoadedDocument:
             "PDF is truncated (no %%EOF end marker); download or export it again"
         )
     _check_encryption_and_size(data)
+    pdf = None
     try:
         pdf = pdfplumber.open(io.BytesIO(data))
-    except PdfminerException as exc:
-        raise _pdfminer_error(exc) from exc
-    with pdf:
         _fill_meta(meta, pdf.metadata)
         paras, undecodable = _read_pages(pdf)
+    except (IngestError, MemoryError):
+        raise
+    except PdfminerException as exc:
+        raise _pdfminer_error(exc) from exc
+    except Exception as exc:  # pdfplumber raises plain errors for broken page trees and boxes
+        raise _damaged(exc) from exc
+    finally:
+        if pdf is not None:
+            with contextlib.suppress(Exception):  # close() walks the same broken page tree
+                pdf.close()
     blocks = _to_blocks(paras, meta)
     if not blocks and undecodable:
         raise EmptyDocumentError(
@@ -144,8 +153,16 @@ def _pdfminer_error(exc: PdfminerException) -> Exception:
     cause = exc.args[0] if exc.args else exc
     if isinstance(cause, PDFPasswordIncorrect | PDFEncryptionError):
         return EncryptedFileError(_ENCRYPTED)
-    detail = str(cause).strip() or type(cause).__name__
-    return CorruptFileError(f"PDF is truncated or damaged: {detail}")
+    return _damaged(cause)
+
+
+def _damaged(exc: BaseException, where: str = "") -> CorruptFileError:
+    """One line naming the damage (parser messages can span lines and run long)."""
+    if isinstance(exc, RecursionError):
+        detail = "objects nested or linked too deeply"
+    else:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return CorruptFileError(f"PDF is truncated or damaged: {where}{detail}")
 
 
 def _fill_meta(meta: DocMeta, info: dict[str, Any]) -> None:
@@ -176,10 +193,7 @@ def _info_str(value: Any) -> str:
 
 def _read_pages(pdf: Any) -> tuple[list[_Para], int]:
     """Paragraphs of every page, and how many glyphs had no Unicode mapping ("(cid:N)")."""
-    try:
-        pages = pdf.pages
-    except PdfminerException as exc:
-        raise _pdfminer_error(exc) from exc
+    pages = pdf.pages
     if len(pages) > MAX_PAGES:
         raise FileTooLargeError(f"PDF has {len(pages)} pages; the limit is {MAX_PAGES}")
     paras: list[_Para] = []
@@ -198,13 +212,10 @@ def _read_pages(pdf: Any) -> tuple[list[_Para], int]:
                 paras.extend(_page_paragraphs(page))
         except PdfminerException as exc:
             raise _pdfminer_error(exc) from exc
-        except (IngestError, MemoryError, RecursionError):
+        except (IngestError, MemoryError):
             raise
         except Exception as exc:  # pdfminer raises plain errors from deep inside broken streams
-            detail = str(exc).strip() or type(exc).__name__
-            raise CorruptFileError(
-                f"PDF is truncated or damaged: page {page.page_number}: {detail}"
-            ) from exc
+            raise _damaged(exc, f"page {page.page_number}: ") from exc
         finally:
             page.close()  # drop pdfplumber's per-page caches; long PDFs otherwise pile up
     _drop_running_heads(paras, len(pages))

@@ -110,20 +110,65 @@ def expand_paths(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
             yield path, True
 
 
+MAX_SIDECAR_BYTES = 1024 * 1024
+_META_STRINGS = ("title", "date", "source", "kind", "journal", "pmid", "pmcid", "doi", "url")
+
+
+def _checked_meta(data: dict[str, object], name: str) -> dict[str, object]:
+    """Known fields with the types DocMeta promises (a number as title crashed the ingest).
+
+    Lenient where the intent is plain (``"pmid": 123``, ``"year": "2024"``, one author as a
+    string), a one-line IngestError otherwise.
+    """
+    data = {k: v for k, v in data.items() if v is not None}
+    for key in _META_STRINGS:
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            data[key] = str(value)
+        elif key in data and not isinstance(value, str):
+            raise IngestError(f"metadata file {name}: {key!r} must be a string")
+    authors = data.get("authors")
+    if isinstance(authors, str):
+        data["authors"] = [authors]
+    elif authors is not None and not (
+        isinstance(authors, list) and all(isinstance(a, str) for a in authors)
+    ):
+        raise IngestError(f"metadata file {name}: 'authors' must be a list of strings")
+    year = data.get("year")
+    if isinstance(year, str) and year.strip().isascii() and year.strip().isdigit():
+        year = data["year"] = int(year)
+    if year is not None and (
+        isinstance(year, bool) or not isinstance(year, int) or not 0 < year < 10_000
+    ):
+        raise IngestError(f"metadata file {name}: 'year' must be a year such as 2024")
+    return data
+
+
 def read_sidecar(path: Path) -> tuple[DocMeta, bytes]:
     """Metadata from ``<file>.meta.json`` or ``<stem>.meta.json`` beside the file, if present."""
     for candidate in (path.with_name(path.name + META_SUFFIX), path.with_suffix(META_SUFFIX)):
         if candidate.is_file():
+            if candidate.stat().st_size > MAX_SIDECAR_BYTES:
+                raise IngestError(
+                    f"metadata file {candidate.name} exceeds {MAX_SIDECAR_BYTES // 1024} KB"
+                )
             raw = candidate.read_bytes()
             try:
                 data = json.loads(raw)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and nesting errors
+                detail = (
+                    str(exc)
+                    if isinstance(exc, json.JSONDecodeError)
+                    else "nested too deeply"
+                    if isinstance(exc, RecursionError)
+                    else "not UTF-8"
+                )
                 raise IngestError(
-                    f"metadata file {candidate.name} is not valid JSON: {exc}"
+                    f"metadata file {candidate.name} is not valid JSON: {detail}"
                 ) from exc
             if not isinstance(data, dict):
                 raise IngestError(f"metadata file {candidate.name} must hold a JSON object")
-            return DocMeta.from_dict(data), raw
+            return DocMeta.from_dict(_checked_meta(data, candidate.name)), raw
     return DocMeta(), b""
 
 
