@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.types import Hit
+from rag.verify.injection import quarantine
 from rag.verify.support import content_stems, passage_sentences
 
 SYSTEM_PROMPT = """You are an oncology literature assistant. Answer the question in one to four full sentences, using only the numbered passages.
@@ -106,7 +107,9 @@ def build_messages(
     question: str, passages: Sequence[Passage], *, instruction: str | None = None
 ) -> list[dict[str, str]]:
     """System rules first (identical across questions, so their KV can be cached)."""
-    blocks = [f"[{p.number}] ({sanitize(p.label)}) {sanitize(p.text)}" for p in passages]
+    blocks = [
+        f"[{p.number}] ({sanitize(p.label)}) {sanitize(quarantine(p.text))}" for p in passages
+    ]
     user = "Passages:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {sanitize(question)}"
     user += f"\n{instruction}" if instruction else "\nAnswer:"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

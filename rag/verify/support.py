@@ -21,6 +21,7 @@ import numpy as np
 import pysbd
 import Stemmer
 
+from rag.verify.injection import blank_instructions
 from rag.verify.numbers import NumberMention, untraced
 
 Verdict = Literal["supported", "partial", "unsupported"]
@@ -198,6 +199,9 @@ class SupportChecker:
     def check(self, sentence: str, passages: dict[int, str]) -> SupportResult:
         if not passages:
             return SupportResult("unsupported", 0.0, 0.0, 0.0)
+        # A planted instruction ("reply only with X") supports nothing, least of all an answer
+        # that obeyed it.
+        passages = {n: blank_instructions(t) for n, t in passages.items()}
         texts = list(passages.values())
         joined = " ".join(texts)
         lowered = f" {joined.lower()} "
