@@ -74,6 +74,7 @@ class Answerer:
         self.retriever = retriever
         self.embedder = embedder
         self._generator = generator
+        self._priors: dict[tuple[str, ...], dict[str, float]] = {}
         self._checker = checker
         self.settings = answer
         self.generate = generate
@@ -180,15 +181,28 @@ class Answerer:
         retrieval_ms = _ms(started)
         _, messages = self.prompt(question, retrieval, instruction=classify_instruction(choices))
         logprobs = self._generator().choice_logprobs(messages, list(choices))
-        label = max(logprobs, key=lambda c: logprobs[c])
+        prior = self._label_prior(tuple(choices))
+        calibrate = self.settings.classify_calibration == "content-free"
+        label = max(logprobs, key=lambda c: logprobs[c] - (prior[c] if calibrate else 0.0))
         return ClassifyResponse(
             question=question,
             label=label,
             logprobs={c: round(v, 4) for c, v in logprobs.items()},
+            prior_logprobs={c: round(v, 4) for c, v in prior.items()},
             passages=[SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)],
             timings={"retrieval_ms": retrieval_ms, "total_ms": _ms(started)},
             fingerprints=self.fingerprints(),
         )
+
+    def _label_prior(self, choices: tuple[str, ...]) -> dict[str, float]:
+        """The labels' log-probabilities on a content-free prompt (no passage, question "N/A").
+
+        "Calibrate before use" (Zhao et al., 2021): one forward pass per label set, cached.
+        """
+        if choices not in self._priors:
+            messages = build_messages("N/A", [], instruction=classify_instruction(choices))
+            self._priors[choices] = self._generator().choice_logprobs(messages, list(choices))
+        return self._priors[choices]
 
     def prompt(
         self, query: str, retrieval: Retrieval, *, instruction: str | None = None

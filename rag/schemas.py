@@ -220,6 +220,9 @@ class ClassifyResponse(BaseModel):
     question: str
     label: str
     logprobs: dict[str, float]
+    # Each label's log-probability with no passages and no question (the model's own lean);
+    # with answer.classify_calibration=content-free the label maximises logprobs - prior.
+    prior_logprobs: dict[str, float] = Field(default_factory=dict)
     passages: list[SearchHit] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)

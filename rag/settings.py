@@ -135,6 +135,11 @@ class AnswerSettings(_Group):
     )
     drop_unsupported: bool = True
     evidence_quotes: int = Field(3, ge=0)
+    classify_calibration: Literal["none", "content-free"] = Field(
+        "none",
+        description="content-free: subtract each label's log-probability on an empty prompt "
+        "(small models lean to 'yes' whatever the passages say).",
+    )
 
 
 class VerifySettings(_Group):

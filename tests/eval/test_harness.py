@@ -69,7 +69,12 @@ def test_run_directory_is_complete_and_metrics_match_records(finished_run) -> No
     # Hand computation from the raw responses.
     pfs = records["pfs"]["response"]
     pfs_correct = float(not pfs["abstained"] and fact_present("7.1 months", pfs["answer"]))
-    chemo_correct = float(records["chemo"]["response"]["label"] == "yes")
+    chemo = records["chemo"]["response"]
+    chemo_correct = float(chemo["label"] == "yes")
+    # The content-free prior is recorded for every label, so either decision rule can be
+    # scored from one run; the default rule (none) takes the plain argmax.
+    assert set(chemo["prior_logprobs"]) == set(chemo["logprobs"]) == {"yes", "no", "maybe"}
+    assert chemo["label"] == max(chemo["logprobs"], key=chemo["logprobs"].get)
     assert metrics["correct"]["value"] == pytest.approx((pfs_correct + chemo_correct) / 2)
     assert metrics["correct"]["n"] == 2
     france_abstained = records["france"]["response"]["abstained"]
