@@ -358,7 +358,7 @@ class CorpusIndex:
             formats: dict[str, int] = {}
             for d in docs:
                 formats[d.format] = formats.get(d.format, 0) + 1
-            disk = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+            disk = _disk_bytes(self.dir)
             return IndexStats(
                 documents=len(docs),
                 chunks=self.store.chunk_count(),
@@ -517,3 +517,18 @@ def ensure_consistent(index: CorpusIndex) -> None:
     problems = index.check()
     if problems:
         raise IndexCorruptError("; ".join(problems))
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes under ``directory``; a writer may delete an old generation's files meanwhile.
+
+    os.walk skips a folder that vanishes under it; a file that vanishes counts as 0.
+    """
+    total = 0
+    for root, _, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
