@@ -32,6 +32,7 @@ from typing import Any
 from rag.eval.bench_retrieval import build_assistant, fold_of
 from rag.eval.datasets import Dataset, Question, load_shared, shared_datasets_dir
 
+from rag.errors import ModelUnavailableError
 from rag.indexer import embedding_text
 from rag.rerank.cross_encoder import MAX_LENGTH, RECIPE, recipe_dir
 from rag.settings import Settings
@@ -350,7 +351,12 @@ def train_model(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one cross-encoder on ``groups`` and save it to ``out_dir`` (replaced atomically)."""
-    import datasets as hf_datasets
+    try:
+        import datasets as hf_datasets
+    except ImportError as exc:  # CrossEncoderTrainer's input format; not needed to rerank
+        raise ModelUnavailableError(
+            "training the reranker needs Hugging Face datasets: pip install 'onco-rag[train]'"
+        ) from exc
     import sentence_transformers
     import torch
     import transformers
