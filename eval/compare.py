@@ -42,12 +42,15 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"A = {result['a']}",
         f"B = {result['b']}",
         "",
-        f"{'metric':28}{'A':>9}{'B':>9}{'B-A':>9}  {'95% CI':>19}{'W/L/T':>12}  sig",
+        f"{'metric':28}{'A':>9} {'B':>9} {'B-A':>9}  {'95% CI':>19}{'W/L/T':>12}  sig",
     ]
     for name, d in result["metrics"].items():
+        # Latencies are milliseconds in the thousands: fewer decimals keep the columns apart.
+        p = 0 if name.startswith("latency") else 3
         lines.append(
-            f"{name:28}{d['a']:>9.3f}{d['b']:>9.3f}{d['delta']:>+9.3f}  "
-            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]{d['wins']:>5}/{d['losses']}/{d['ties']:<4}"
+            f"{name:28}{d['a']:>9.{p}f} {d['b']:>9.{p}f} {d['delta']:>+9.{p}f}  "
+            f"[{d['ci_low']:+.{p}f}, {d['ci_high']:+.{p}f}]"
+            f"{d['wins']:>5}/{d['losses']}/{d['ties']:<4}"
             f"  {'*' if d['significant'] else ''}"
         )
     if result["changed"]:
