@@ -60,3 +60,23 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, embedder):
     a.__dict__["embedder"] = embedder
     a.ensure_index()
     return a
+
+
+def writer_child(*overrides: str) -> str:
+    """A `python -c` script that ingests argv[2] into the index argv[1], printing READY, one
+    COMMITTED line per committed document and DONE, for the kill-the-writer tests."""
+    return f"""
+import sys
+from rag.assistant import Assistant
+from rag.indexer import Indexer
+from rag.settings import load_settings
+s = load_settings(index_dir=sys.argv[1], overrides={list(overrides)!r})
+a = Assistant(s)
+def committed(results):
+    for r in results:
+        print("COMMITTED", r.doc_id, flush=True)
+a.__dict__["indexer"] = Indexer(a.index, a.embedder, a.chunker, s.ingest, on_commit=committed)
+print("READY", flush=True)
+a.add([sys.argv[2]])
+print("DONE", flush=True)
+"""

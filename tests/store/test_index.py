@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from rag.assistant import Assistant
 from rag.errors import DocumentNotFoundError, IndexLockedError, IndexMismatchError
 from rag.store.index import CorpusIndex, IndexSpec
 
-from ..conftest import make_settings
+from ..conftest import make_settings, writer_child
 
 
 def _write_docs(folder: Path, n: int, tag: str = "v1") -> list[Path]:
@@ -141,23 +140,7 @@ def test_second_writer_waits_then_gives_a_clear_error(tmp_path: Path, embedder) 
             b.add([tmp_path / "docs"])
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys
-    from rag.assistant import Assistant
-    from rag.settings import load_settings
-    from rag.indexer import Indexer
-    s = load_settings(index_dir=sys.argv[1], overrides=["ingest.commit_every=3"])
-    a = Assistant(s)
-    def committed(results):
-        for r in results:
-            print("COMMITTED", r.doc_id, flush=True)
-    a.__dict__["indexer"] = Indexer(a.index, a.embedder, a.chunker, s.ingest, on_commit=committed)
-    print("READY", flush=True)
-    a.add([sys.argv[2]])
-    print("DONE", flush=True)
-    """
-)
+CHILD = writer_child("ingest.commit_every=3")
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ from rag.settings import IndexSettings
 from rag.store.base import VectorStore
 from rag.store.faiss_store import FaissStore
 
+from ..conftest import writer_child
+
 BACKENDS = ["faiss-flat", "faiss-hnsw", "faiss-ivf", "milvus-flat", "milvus-hnsw", "milvus-ivf"]
 SETTINGS = IndexSettings(ivf_nprobe=64, ivf_nlist=8)
 
@@ -362,21 +364,7 @@ def test_milvus_index_rebuild_with_new_chunker_and_auto_kind_switch(
         fresh.index.close()
 
 
-CHILD = """
-import sys
-from rag.assistant import Assistant
-from rag.indexer import Indexer
-from rag.settings import load_settings
-s = load_settings(index_dir=sys.argv[1], overrides=["ingest.commit_every=2", "index.store=milvus"])
-a = Assistant(s)
-def committed(results):
-    for r in results:
-        print("COMMITTED", r.doc_id, flush=True)
-a.__dict__["indexer"] = Indexer(a.index, a.embedder, a.chunker, s.ingest, on_commit=committed)
-print("READY", flush=True)
-a.add([sys.argv[2]])
-print("DONE", flush=True)
-"""
+CHILD = writer_child("ingest.commit_every=2", "index.store=milvus")
 
 
 @pytest.mark.slow
