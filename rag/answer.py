@@ -32,19 +32,28 @@ from rag.schemas import (
     SearchHit,
 )
 from rag.settings import AnswerSettings, GenerateSettings
-from rag.types import Filters
+from rag.types import Filters, Hit
 from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
 from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
 _ASKS_FOR_REFERENCES = re.compile(
-    r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph)", re.I
+    r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph|wrote\b|written\b|"
+    r"published\b|publication)",
+    re.I,
 )
 _REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
+# "doi:10.1200/...", "2024;42(suppl 16):8508", "Zhang L, Feng W, Zhao Y, et al. Ivonescimab"
+_CITATION_MARK = re.compile(
+    r"\bdoi:\s*10\.\d{4,}|\b(?:19|20)\d\d;\s*\d+(?:\s*\([^)]{1,20}\))?:\s*\w+|\bet al\.\s+[A-Z*]"
+)
 
 
-def is_reference_list(section: tuple[str, ...]) -> bool:
-    return any(_REFERENCE_SECTION.match(part.strip()) for part in section)
+def is_reference_list(section: tuple[str, ...], text: str = "") -> bool:
+    """A bibliography, by its heading or, in documents without one, by its citation marks."""
+    if any(_REFERENCE_SECTION.match(part.strip()) for part in section):
+        return True
+    return len(_CITATION_MARK.findall(text)) >= 3
 
 
 @dataclass
@@ -159,7 +168,7 @@ class Answerer:
 
         t_verify = time.perf_counter()
         verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
-        verification = verifier.run(raw, {p.number: p.text for p in passages})
+        verification = verifier.run(raw, {p.number: p.text for p in passages}, query)
         response = self._response(base, raw, passages, verification)
         timings["verify_ms"] = _ms(t_verify)
         timings["total_ms"] = _ms(started)
@@ -220,15 +229,30 @@ class Answerer:
         """Passages for the prompt; reference lists only when the question is about them.
 
         A bibliography names every trial and drug of its article, so it ranks high lexically
-        but answers nothing; a few spare hits replace it.
+        but answers nothing; a few spare hits replace it. A question about a document itself
+        (who wrote it, where it was published) gets the opening chunks of the top documents,
+        where the byline is, since no sentence of the body resembles "who wrote this".
         """
         k = k or self.settings.max_passages
         retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
         hits = retrieval.hits
         if not _ASKS_FOR_REFERENCES.search(query):
-            hits = [h for h in hits if not is_reference_list(h.chunk.section)] or hits
+            hits = [h for h in hits if not is_reference_list(h.chunk.section, h.chunk.text)] or hits
+        else:
+            hits = self._with_bylines(hits)
         retrieval.hits = hits[:k]
         return retrieval
+
+    def _with_bylines(self, hits: list[Hit], documents: int = 2) -> list[Hit]:
+        """The opening chunk of each of the top documents first, then the other hits."""
+        openers: list[Hit] = []
+        for doc_id in list(dict.fromkeys(h.chunk.doc_id for h in hits))[:documents]:
+            first = self.retriever.index.first_chunk(doc_id)
+            if first is not None:
+                score = next(h.score for h in hits if h.chunk.doc_id == doc_id)
+                openers.append(Hit(chunk=first, score=score))
+        opened = {h.chunk.row_id for h in openers}
+        return [*openers, *(h for h in hits if h.chunk.row_id not in opened)]
 
     def _relevance_gate(self, retrieval: Retrieval) -> str | None:
         """Abstain before generating when neither meaning nor words of the question match.
@@ -305,7 +329,7 @@ class Answerer:
                     citations=s.citations,
                     verdict=s.verdict,
                     support_score=round(s.support.score, 4),
-                    reasons=s.support.reasons,
+                    reasons=[*s.support.reasons, *([s.non_answer] if s.non_answer else [])],
                     numbers=[
                         NumberCheck(text=n.text, traced=n.canonical in traced)
                         for n in extract_numbers(s.text)
@@ -335,7 +359,10 @@ class Answerer:
         response.sentences = sentences
         kept = [s for s in sentences if not s.dropped]
         if not any(s.verdict == "supported" for s in kept):
-            response.abstain_reason = "no sentence of the generated answer was supported"
+            if verification.sentences and all(s.non_answer for s in verification.sentences):
+                response.abstain_reason = "the generated answer does not answer the question"
+            else:
+                response.abstain_reason = "no sentence of the generated answer was supported"
             return response
         response.abstained = False
         response.answer = _render(kept)

@@ -325,6 +325,12 @@ class CorpusIndex:
         with self._read_lock:
             return self.store.vectors_for(ids)
 
+    def first_chunk(self, doc_id: str) -> StoredChunk | None:
+        """A document's opening chunk: where its title, authors and journal line live."""
+        with self._read_lock:
+            ids = self.store.chunk_ids_for_doc(doc_id)[:1]
+            return self.store.get_chunks(ids).get(ids[0]) if ids else None
+
     def neighbours(self, chunk: StoredChunk) -> list[StoredChunk]:
         with self._read_lock:
             return self.store.neighbours(chunk.doc_id, chunk.ordinal)

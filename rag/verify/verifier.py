@@ -2,8 +2,11 @@
 
 Works on text alone (answer + passages), so it checks answers from any Generator.
 - citations to passage numbers that were not given are removed and counted;
-- a sentence without citations is checked against every passage and, if supported, the
-  supporting passage is cited for it (marked ``auto_cited``);
+- a sentence without citations, or whose cited passages do not support it, is checked against
+  every passage and, if one supports it, that passage is cited instead (marked ``auto_cited``;
+  small models often cite the neighbour of the passage they copied from);
+- a sentence that does not answer the question (restates it, or reports an absence the
+  passage does not state) is dropped with its reason: see ``answerness``;
 - each sentence gets a verdict from the SupportChecker; unsupported sentences are dropped
   (``answer.drop_unsupported``) or kept but flagged — never shown as supported;
 - every number must be traced to a cited passage (a hard failure otherwise).
@@ -14,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.verify.answerness import non_answer_reason
 from rag.verify.citations import AnswerSentence, parse_answer
 from rag.verify.support import PassageSentence, SupportChecker, SupportResult, Verdict
 
@@ -36,6 +40,7 @@ class CheckedSentence:
     invalid_citations: list[int] = field(default_factory=list)
     pruned_citations: list[int] = field(default_factory=list)  # valid but added no support
     original_citations: list[int] = field(default_factory=list)  # as the model wrote them
+    non_answer: str | None = None  # why the sentence does not answer the question
 
     @property
     def quotes(self) -> list[PassageSentence]:
@@ -72,12 +77,17 @@ class Verifier:
         self.checker = checker
         self.drop_unsupported = drop_unsupported
 
-    def run(self, answer: str, passages: dict[int, str]) -> Verification:
+    def run(self, answer: str, passages: dict[int, str], question: str = "") -> Verification:
         if model_abstained(answer):
             return Verification([], 0, True)
         parsed = parse_answer(answer, len(passages))
         removed = sum(len(s.invalid) for s in parsed)
         checked = [self._check(s, passages) for s in parsed]
+        if question:
+            for s in checked:
+                cited = " ".join(passages[n] for n in s.citations)
+                s.non_answer = non_answer_reason(question, s.text, cited)
+                s.dropped = s.dropped or s.non_answer is not None
         return Verification(checked, removed, False)
 
     def _check(self, sentence: AnswerSentence, passages: dict[int, str]) -> CheckedSentence:
@@ -86,11 +96,12 @@ class Verifier:
         result = None
         if citations:
             result = self.checker.check(sentence.text, {n: passages[n] for n in citations})
-        if result is None or result.verdict == "unsupported":
+        if result is None or result.verdict != "supported":
             # Uncited, or cited wrongly: cite the one passage that supports it, if there is one.
             found = self._find_support(sentence.text, passages)
             if found is not None:
-                citations, result, auto = [found[0]], found[1], True
+                auto = found[0] not in citations
+                citations, result = [found[0]], found[1]
             elif result is None:
                 result = self.checker.check(sentence.text, passages)
                 result.verdict = "unsupported"

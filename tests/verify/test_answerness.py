@@ -1,0 +1,107 @@
+"""Non-answers: supported sentences that restate the question or report an absence."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.retrieve.expand import QueryExpander
+from rag.verify import SupportChecker, Verifier
+from rag.verify.answerness import non_answer_reason
+
+PASSAGE = (
+    "Further investigations into JAK inhibition combined with anti-PD-1 therapy have also "
+    "yielded promising results. A phase 2 study (NCT03425006) of the selective JAK1 inhibitor "
+    "itacitinib plus pembrolizumab showed improved response rates."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        # seed43 and seed49 of the gold set, as the 1.5B model answered them
+        (
+            "What dose of itacitinib was given in the phase 2 study?",
+            "The dose of itacitinib was given in the phase 2 study (NCT03425006).",
+        ),
+        (
+            "Which adverse events were observed with OSE2101 in the phase 3 trial?",
+            "The adverse events observed with OSE2101 in the phase 3 trial were not reported.",
+        ),
+        ("Which JAK inhibitor was studied?", "A JAK inhibitor was studied in the trial."),
+        ("How many patients were enrolled?", "Patients were enrolled in the phase 2 study."),
+        ("Who funded the study?", "The passages do not mention who funded the study."),
+    ],
+)
+def test_non_answers_are_named(question: str, sentence: str) -> None:
+    assert non_answer_reason(question, sentence, PASSAGE)
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "cited"),
+    [
+        ("Which JAK inhibitor was studied?", "The JAK1 inhibitor itacitinib was studied.", PASSAGE),
+        (
+            "What hazard ratio for progression-free survival was reported in HARMONi-A?",
+            "Ivonescimab improved PFS (HR, 0.46; P < .001).",
+            "",
+        ),
+        # A yes/no question is answered by the claim it asks about.
+        (
+            "Did itacitinib plus pembrolizumab improve response rates?",
+            "Itacitinib plus pembrolizumab improved response rates.",
+            PASSAGE,
+        ),
+        # Reporting what the passage itself says is missing is a finding.
+        (
+            "What was the overall survival?",
+            "Overall survival data were not reported at the data cutoff.",
+            "Overall survival data were not reported at the data cutoff.",
+        ),
+        (
+            "Were severe adverse events reported?",
+            "No severe treatment-related adverse events were reported.",
+            "with no severe treatment-related adverse events reported",
+        ),
+    ],
+)
+def test_answers_pass(question: str, sentence: str, cited: str) -> None:
+    assert non_answer_reason(question, sentence, cited) is None
+
+
+@pytest.fixture(scope="module")
+def verifier(embedder) -> Verifier:
+    return Verifier(SupportChecker(embedder.embed, aliases=QueryExpander().related))
+
+
+PASSAGES = {
+    1: "The Pragmatica-Lung study evaluated ramucirumab plus pembrolizumab versus standard of "
+    "care and found no significant survival advantage (HR, 0.99; P = .46).",
+    2: PASSAGE,
+}
+
+
+def test_restating_answer_is_dropped_with_its_reason(verifier: Verifier) -> None:
+    question = "What dose of itacitinib was given in the phase 2 study?"
+    result = verifier.run(
+        "The dose of itacitinib was given in the phase 2 study (NCT03425006) [2].",
+        PASSAGES,
+        question,
+    )
+    (sentence,) = result.sentences
+    assert sentence.dropped and sentence.non_answer
+    assert not result.kept
+    # Without the question the same sentence is a supported claim: the check is the question's.
+    (plain,) = verifier.run(sentence.text + " [2].", PASSAGES).sentences
+    assert not plain.dropped and plain.non_answer is None
+
+
+def test_wrong_citation_is_moved_to_the_supporting_passage(verifier: Verifier) -> None:
+    result = verifier.run(
+        "The selective JAK1 inhibitor itacitinib was combined with pembrolizumab [1].",
+        PASSAGES,
+        "Which JAK inhibitor was combined with pembrolizumab?",
+    )
+    (sentence,) = result.sentences
+    assert sentence.original_citations == [1]
+    assert sentence.citations == [2] and sentence.auto_cited
+    assert sentence.verdict == "supported" and not sentence.dropped
