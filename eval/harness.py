@@ -54,7 +54,11 @@ class EvalConfig(BaseModel):
     limit: int | None = None
     seed: int = 0
     tags: list[str] = Field(default_factory=list, description="Keep items with any of these tags.")
-    yes_no_mode: str = Field("classify", description="classify (logprobs) or generate.")
+    yes_no_mode: str = Field(
+        "auto",
+        description="classify (label log-probabilities), generate (the cited answer `rag ask` "
+        "gives, scored by key facts), or auto: generate where the item has key facts.",
+    )
     retrieval_k: int = 10
 
     def key(self) -> str:
@@ -174,7 +178,8 @@ def evaluate_item(
             "ms": round(retrieval_ms, 2),
         },
     }
-    if item.answer_type == "yes_no" and cfg.yes_no_mode == "classify":
+    classify = cfg.yes_no_mode == "classify" or (cfg.yes_no_mode == "auto" and not item.key_facts)
+    if item.answer_type == "yes_no" and classify:
         response = assistant.classify(item.question)
     else:
         response = assistant.ask(item.question)

@@ -627,7 +627,9 @@ def eval_run(
     minimum: Annotated[
         list[str] | None, typer.Option("--min", help="Fail if metric < value: --min correct=0.9")
     ] = None,
-    yes_no_mode: Annotated[str, typer.Option("--yes-no", help="classify or generate")] = "classify",
+    yes_no_mode: Annotated[
+        str, typer.Option("--yes-no", help="classify, generate, or auto (generate if key facts)")
+    ] = "auto",
     preset: PresetOpt = None,
     set_: SetOpt = None,
 ) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 
 from rag.verify.numbers import extract_numbers
-from rag.verify.support import content_stems
+from rag.verify.support import content_stems, endpoints
 
 _WH_QUESTION = re.compile(r"^\W*(what|which|who|whom|whose|when|where|why|how)\b", re.I)
 # Questions whose answer is a quantity: an answer without a number does not answer them.
 _QUANTITY_QUESTION = re.compile(
-    r"\b(how (much|many|long|often)|what (was |is |were |are )?(the )?(median |mean |overall )?"
-    r"(dose|dosage|rate|percentage|proportion|number|hazard ratio|p[- ]value|duration|"
-    r"sample size|median|mean))\b",
+    r"\b(how (much|many|long|often)|what\s+(?:[\w-]+\s+){0,3}?(dose|dosage|rate|percentage|"
+    r"proportion|hazard ratio|p[- ]value|duration|sample size|median|mean))\b",
     re.I,
 )
 _ABSENCE = re.compile(
@@ -47,20 +46,24 @@ def non_answer_reason(question: str, sentence: str, cited_text: str) -> str | No
     absence = _ABSENCE.search(sentence)
     if absence and not _ABSENCE.search(cited_text):
         return f"says the information is absent ({absence.group(0)!r})"
+    asked, said = endpoints(question), endpoints(sentence)
+    if asked and said and not asked & said:
+        # "What ORR did ivonescimab achieve?" answered with its PFS (seed42).
+        return f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
-    if _QUANTITY_QUESTION.search(question):
-        asked = {n.canonical for n in extract_numbers(question)}
-        quantities = [
-            n
-            for n in extract_numbers(sentence)
-            if n.kind != "trial-id"
-            and n.canonical not in asked
-            and not _LABEL_NUMBER.search(sentence[: n.start])
-        ]
-        if not quantities:
-            return "the question asks for a quantity and the sentence gives none"
-    new = content_stems(_PARENTHETICAL.sub(" ", sentence)) - content_stems(question) - _TRIVIAL
-    if not new:
+    given = {n.canonical for n in extract_numbers(question)}
+    quantities = [
+        n
+        for n in extract_numbers(sentence)
+        if n.kind != "trial-id"
+        and n.canonical not in given
+        and not _LABEL_NUMBER.search(sentence[: n.start])
+    ]
+    if _QUANTITY_QUESTION.search(question) and not quantities:
+        return "the question asks for a quantity and the sentence gives none"
+    aside = _PARENTHETICAL.sub(" ", sentence)
+    new = content_stems(aside) - content_stems(question) - _TRIVIAL
+    if not new and not any(n.text in aside for n in quantities):
         return "restates the question without adding an answer"
     return None

@@ -73,6 +73,14 @@ _ENDPOINTS = {
     "duration of response": ("duration of response", "dor"),
     "primary endpoint": ("primary endpoint",),
 }
+
+
+def endpoints(text: str) -> set[str]:
+    """The clinical endpoints a text names (PFS and progression-free survival are one)."""
+    padded = f" {text.lower()} "
+    return {name for name, forms in _ENDPOINTS.items() if any(f in padded for f in forms)}
+
+
 _DRUG = re.compile(r"(mab|nib|tinib|parib|lisib|platin|taxel|rubicin|trexed|citabine|cept)$", re.I)
 _STOP_WORDS = """
 a an the and or but if of in on at to for from by with as is are was were be been being

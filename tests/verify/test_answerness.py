@@ -30,6 +30,12 @@ PASSAGE = (
         ("Which JAK inhibitor was studied?", "A JAK inhibitor was studied in the trial."),
         ("How many patients were enrolled?", "Patients were enrolled in the phase 2 study."),
         ("Who funded the study?", "The passages do not mention who funded the study."),
+        # Another endpoint than the one asked for (seed42)
+        (
+            "What objective response rate did ivonescimab achieve in HARMONi-A?",
+            "The median PFS was 7.1 months versus 4.8 months (HR, 0.46).",
+        ),
+        ("Did ivonescimab prolong overall survival?", "Ivonescimab prolonged PFS."),
     ],
 )
 def test_non_answers_are_named(question: str, sentence: str) -> None:
@@ -40,11 +46,24 @@ def test_non_answers_are_named(question: str, sentence: str) -> None:
     ("question", "sentence", "cited"),
     [
         ("Which JAK inhibitor was studied?", "The JAK1 inhibitor itacitinib was studied.", PASSAGE),
+        # The number is the answer, though every word is the question's (seed17).
+        (
+            "What disease control rate was seen with adenovirus-IL-12 plus atezolizumab?",
+            "The disease control rate was 50%.",
+            "",
+        ),
         (
             "What hazard ratio for progression-free survival was reported in HARMONi-A?",
             "Ivonescimab improved PFS (HR, 0.46; P < .001).",
             "",
         ),
+        (
+            "What was the primary endpoint of HARMONi-A?",
+            "The primary endpoint was progression-free survival (PFS).",
+            "",
+        ),
+        # A trial id answers "what number" (seed15)
+        ("What is the NCT number of the phase 2 study?", "NCT03425006", ""),
         # A yes/no question is answered by the claim it asks about.
         (
             "Did itacitinib plus pembrolizumab improve response rates?",
