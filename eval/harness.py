@@ -103,7 +103,8 @@ def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
         {
             "paths": [str(p.resolve()) for p in paths],
             "chunk": settings.chunk.model_dump(),
-            "embed": settings.embed.model_dump(mode="json"),
+            # Batch size and threads change the speed of indexing, not what is indexed.
+            "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
         },
         sort_keys=True,
     )
