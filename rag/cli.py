@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -325,11 +326,23 @@ def _read_questions(path: Path) -> list[dict[str, Any]]:
     return items
 
 
+def _print_removed(sentences: list[Any]) -> None:
+    """What verification withheld and why, so a reader can see what the model tried to say."""
+    flagged = [s for s in sentences if s.dropped]
+    if flagged:
+        out.print(f"[dim]{len(flagged)} sentence(s) of the draft removed:[/dim]")
+        for s in flagged:
+            # The last reason is the decisive one (a non-answer check runs after support).
+            reason = s.reasons[-1] if s.reasons else "unsupported"
+            out.print(f"[dim]  - “{escape(s.text)}” — {escape(reason)}[/dim]")
+
+
 def _print_answer(response: Any, debug: bool) -> None:
     if response.abstained:
         out.print(f"[yellow]{response.answer}[/yellow]")
         if response.abstain_reason:
             out.print(f"[dim]({response.abstain_reason})[/dim]")
+        _print_removed(response.sentences)
         if response.passages:
             out.print("\n[bold]Closest passages[/bold]")
             for hit in response.passages[:3]:
@@ -347,13 +360,7 @@ def _print_answer(response: Any, debug: bool) -> None:
             )
             for q in c.quotes or []:
                 out.print(f"    “{q.text}” [dim](chars {q.char_start}-{q.char_end})[/dim]")
-        flagged = [s for s in response.sentences if s.dropped]
-        if flagged:
-            out.print(
-                f"[dim]{len(flagged)} unsupported sentence(s) removed: "
-                + "; ".join(r for s in flagged for r in s.reasons[:1])
-                + "[/dim]"
-            )
+        _print_removed(response.sentences)
     if debug:
         t = response.timings
         console.print(

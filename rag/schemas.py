@@ -180,7 +180,9 @@ class AnswerSentence(BaseModel):
     model_citations: list[int] = Field(
         default_factory=list, description="Valid citations as the model wrote them."
     )
-    dropped: bool = Field(False, description="Removed from the shown answer (unsupported).")
+    dropped: bool = Field(
+        False, description="Removed from the shown answer (unsupported, or not an answer)."
+    )
 
 
 class Evidence(BaseModel):
