@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
+
 from rag import cli
 from rag.schemas import AnswerResponse, AnswerSentence
-from rich.console import Console
 
 
 @pytest.fixture
