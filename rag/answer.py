@@ -38,8 +38,8 @@ from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
 _ASKS_FOR_REFERENCES = re.compile(
-    r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph|wrote\b|written\b|"
-    r"published\b|publication)",
+    r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph|wrote\b|written by\b|"
+    r"published in\b|(where|when)\b.{0,80}\bpublished\b)",
     re.I,
 )
 _REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
