@@ -38,6 +38,17 @@ def dataset_metrics(ds: Dataset) -> list[str]:
     return list(BASE_METRICS)
 
 
+def index_identity(settings: Settings) -> dict[str, Any]:
+    """The settings that decide what an index holds (cache keys for built indexes).
+
+    Batch size and threads change the speed of indexing, not what is indexed.
+    """
+    return {
+        "chunk": settings.chunk.model_dump(),
+        "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
+    }
+
+
 def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
     """A cached index per corpus + embedding/chunking settings (reused across runs)."""
     corpus = ds.path / "corpus.jsonl"
@@ -47,9 +58,7 @@ def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
             "corpus": str(corpus.resolve()),
             "size": stat.st_size,
             "mtime": int(stat.st_mtime),
-            "chunk": settings.chunk.model_dump(),
-            # Batch size and threads change the speed of indexing, not what is indexed.
-            "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
+            **index_identity(settings),
         },
         sort_keys=True,
     )

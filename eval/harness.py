@@ -98,13 +98,13 @@ def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
         from rag.eval.datasets import load_dataset
 
         return dataset_assistant(load_dataset(corpus[0], cfg.split), settings)
+    from rag.eval.bench_retrieval import index_identity
+
     paths = corpus or [seeds_dir()]
     key = json.dumps(
         {
             "paths": [str(p.resolve()) for p in paths],
-            "chunk": settings.chunk.model_dump(),
-            # Batch size and threads change the speed of indexing, not what is indexed.
-            "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
+            **index_identity(settings),
         },
         sort_keys=True,
     )

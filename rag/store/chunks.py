@@ -316,6 +316,12 @@ class ChunkStore:
             )
         ]
 
+    def first_chunk_id(self, doc_id: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM chunks WHERE doc_id=? ORDER BY ordinal LIMIT 1", (doc_id,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def neighbours(self, doc_id: str, ordinal: int) -> list[StoredChunk]:
         """The chunks before and after one chunk, for showing a quote in its context."""
         ids = [

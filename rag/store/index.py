@@ -328,8 +328,8 @@ class CorpusIndex:
     def first_chunk(self, doc_id: str) -> StoredChunk | None:
         """A document's opening chunk: where its title, authors and journal line live."""
         with self._read_lock:
-            ids = self.store.chunk_ids_for_doc(doc_id)[:1]
-            return self.store.get_chunks(ids).get(ids[0]) if ids else None
+            first = self.store.first_chunk_id(doc_id)
+            return None if first is None else self.store.get_chunks([first]).get(first)
 
     def neighbours(self, chunk: StoredChunk) -> list[StoredChunk]:
         with self._read_lock:

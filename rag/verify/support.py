@@ -13,6 +13,7 @@ Weights and thresholds are calibrated on a hand-labelled set (eval/gold/support_
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -199,6 +200,10 @@ class SupportChecker:
         coverage_weight: float = 0.4,
     ) -> None:
         self.embed = embed
+        # One answer checks the same sentences against each passage alone, then together
+        # (re-citing, pruning): embed each text once, not once per check.
+        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors_lock = threading.Lock()
         self.aliases = aliases or (lambda term: set())
         self.threshold = threshold
         self.partial_threshold = partial_threshold
@@ -283,5 +288,21 @@ class SupportChecker:
             return np.asarray(
                 [len(stems & content_stems(c.text)) / max(len(stems), 1) for c in candidates]
             )
-        vectors = self.embed([sentence, *(c.text for c in candidates)])
+        vectors = self._embed_once([sentence, *(c.text for c in candidates)])
         return vectors[1:] @ vectors[0]
+
+    def _embed_once(self, texts: list[str], keep: int = 4096) -> np.ndarray:
+        assert self.embed is not None
+        with self._vectors_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            fresh = self.embed(missing)
+            with self._vectors_lock:
+                self._vectors.update(zip(missing, fresh, strict=True))
+                while len(self._vectors) > keep:  # oldest first
+                    self._vectors.pop(next(iter(self._vectors)))
+        with self._vectors_lock:
+            found = [self._vectors.get(t) for t in texts]
+        if any(v is None for v in found):  # evicted by a concurrent caller meanwhile
+            return self.embed(texts)
+        return np.stack(found)
