@@ -50,20 +50,26 @@ def index_identity(settings: Settings) -> dict[str, Any]:
 
 
 def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
-    """A cached index per corpus + embedding/chunking settings (reused across runs)."""
+    """A cached index per corpus + embedding/chunking settings (reused across runs).
+
+    Keyed by the corpus file's content, not its path or mtime: the shared datasets are copied
+    afresh onto every machine, and a new mtime must not cost a re-index.
+    """
     corpus = ds.path / "corpus.jsonl"
-    stat = corpus.stat()
     key = json.dumps(
-        {
-            "corpus": str(corpus.resolve()),
-            "size": stat.st_size,
-            "mtime": int(stat.st_mtime),
-            **index_identity(settings),
-        },
+        {"corpus_sha256": _file_sha256(corpus), **index_identity(settings)},
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_root() / "bench-index" / f"{ds.name}-{digest}"
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def build_assistant(ds: Dataset, settings: Settings, progress: bool = True) -> Any:
