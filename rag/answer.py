@@ -34,6 +34,7 @@ from rag.schemas import (
 from rag.settings import AnswerSettings, GenerateSettings
 from rag.types import Filters, Hit
 from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
+from rag.verify.injection import split_question
 from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
@@ -110,7 +111,7 @@ class Answerer:
     ) -> Iterator[StreamEvent]:
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        query = standalone or question
+        query, ignored = split_question(standalone or question)
         retrieval = self._retrieve(query, k, filters, rerank)
         timings["retrieval_ms"] = _ms(started)
         hits = [SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)]
@@ -122,6 +123,7 @@ class Answerer:
         base = AnswerResponse(
             question=question,
             standalone_question=standalone if standalone and standalone != question else None,
+            ignored_instructions=ignored,
             answer=ABSTAIN_TEXT,
             abstained=True,
             evidence=evidence,

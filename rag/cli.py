@@ -338,6 +338,10 @@ def _print_removed(sentences: list[Any]) -> None:
 
 
 def _print_answer(response: Any, debug: bool) -> None:
+    for clause in response.ignored_instructions:
+        out.print(
+            f"[dim]Ignored in the question (an instruction to the model): “{escape(clause)}”[/dim]"
+        )
     if response.abstained:
         out.print(f"[yellow]{response.answer}[/yellow]")
         if response.abstain_reason:
@@ -599,12 +603,28 @@ def eval_train_reranker(
     out_root: Annotated[
         Path | None, typer.Option("--out", help="Recipe folder (default: the reranker cache).")
     ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option("--epochs", help="Passes over the training questions (recipe default: 1)."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Recipe name (its cache folder); derived from overrides."),
+    ] = None,
     index: IndexOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Train the MiniLM cross-encoder reranker on the dev splits (cached, never committed)."""
-    from rag.eval.train_reranker import FOLDS, train_fold
+    from rag.eval.train_reranker import FOLDS, Recipe, train_fold
+
+    recipe = Recipe()
+    if epochs is not None and epochs != recipe.epochs:
+        # A changed recipe never lands in the default recipe's folder unless asked to.
+        recipe.epochs = epochs
+        recipe.name = f"{recipe.name}-e{epochs:g}"
+    if name:
+        recipe.name = name
 
     folds = list(FOLDS) if all_folds else [fold if fold in FOLDS else f"fold-{fold}"]
     if any(f not in FOLDS for f in folds):
@@ -613,7 +633,9 @@ def eval_train_reranker(
     with _errors():
         settings = _settings(index, preset, set_)
         for f in folds:
-            path = train_fold(f, settings=settings, datasets_dir=datasets_dir, out_root=out_root)
+            path = train_fold(
+                f, recipe, settings=settings, datasets_dir=datasets_dir, out_root=out_root
+            )
             out.print(str(path))
 
 
