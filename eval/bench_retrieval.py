@@ -215,3 +215,28 @@ def rerankers_from_options(
         return lambda q: single
     configured = load_reranker(settings.rerank)
     return (lambda q: configured) if configured is not None else None
+
+
+def reranker_provenance(model: Path | None, folds: Path | None) -> dict[str, Any] | None:
+    """Which checkpoints scored the rerank row: folder, recipe and content fingerprint."""
+    from rag.models import fingerprint_dir
+
+    if folds is not None:
+        paths = [folds / f"fold-{f}" for f in (0, 1)]
+    elif model is not None:
+        paths = [model]
+    else:
+        return None
+    out: dict[str, Any] = {"cross_fitted": folds is not None, "checkpoints": []}
+    for path in paths:
+        recipe = path / "recipe.json"
+        info = json.loads(recipe.read_text()) if recipe.is_file() else {}
+        out["checkpoints"].append(
+            {
+                "path": str(path),
+                "recipe": (info.get("recipe") or {}).get("name"),
+                "epochs": (info.get("recipe") or {}).get("epochs"),
+                "fingerprint": fingerprint_dir(path) if path.is_dir() else None,
+            }
+        )
+    return out

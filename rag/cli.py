@@ -549,6 +549,7 @@ def eval_retrieval(
     from rag.eval.bench_retrieval import (
         build_assistant,
         print_table,
+        reranker_provenance,
         rerankers_from_options,
         rows_to_json,
         run_config,
@@ -584,6 +585,7 @@ def eval_retrieval(
             "seed": seed,
             "table": table,
             "settings": settings.fingerprint(),
+            "reranker": reranker_provenance(rerank_model, rerank_folds),
         }
         json_out.write_text(json.dumps(rows_to_json(ds, results, extra), indent=2))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rag.rerank.cross_encoder import mix_scores, passage_text
+from rag.rerank.cross_encoder import blend_scores, passage_text
 from rag.settings import RerankSettings
 from rag.types import Hit
 
@@ -51,8 +51,7 @@ class GeneratorReranker:
         if not hits:
             return hits
         margins = [self.judge(query, passage_text(h)) for h in hits]
-        ranks = [h.fused_rank or pos for pos, h in enumerate(hits, start=1)]
-        mixed = mix_scores(margins, ranks, self.settings.weight)
+        mixed = blend_scores(margins, hits, self.settings)
         for hit, margin, score in zip(hits, margins, mixed, strict=True):
             hit.rerank_score = margin
             hit.score = score if math.isfinite(score) else -math.inf

@@ -21,6 +21,39 @@ def rrf(rankings: Sequence[tuple[Sequence[int], float]], k: int = 60) -> list[tu
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def standardize(scores: Sequence[float]) -> np.ndarray:
+    """z-scores (mean 0, unit spread); a constant list maps to zeros."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.size == 0:
+        return x
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
+
+
+def zscore_fusion(
+    runs: Sequence[tuple[dict[int, float], float, float | None]],
+) -> list[tuple[int, float]]:
+    """Convex combination of standardised scores: sum_i w_i * z_i(d) over the union of runs.
+
+    Bruch et al. 2023 ("An analysis of fusion functions for hybrid retrieval") found it ahead
+    of RRF once scores are normalised, because it keeps how far apart two candidates are, not
+    only their order. Each run is ``(scores by id, weight, floor)``: ``floor`` is the score of
+    an id the run did not return (0 for BM25, where no matching term means no evidence; None
+    for the run's own minimum, an upper bound on what a cosine below the cut-off could be).
+    Standardised over the union, so both runs are measured on the same candidates.
+    """
+    ids = sorted({i for scores, weight, _ in runs if weight > 0 for i in scores})
+    if not ids:
+        return []
+    total = np.zeros(len(ids))
+    for scores, weight, floor in runs:
+        if weight <= 0 or not scores:
+            continue
+        missing = min(scores.values()) if floor is None else floor
+        total += weight * standardize([scores.get(i, missing) for i in ids])
+    return sorted(zip(ids, total.tolist(), strict=True), key=lambda kv: (-kv[1], kv[0]))
+
+
 def mmr(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[int]:
     """Maximal marginal relevance (Carbonell & Goldstein 1998) over positions of ``relevance``.
 

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 + dense, fused by RRF, optionally reranked, then diversified."""
+"""Hybrid retrieval: BM25 + dense, fused (z-scores or RRF), optionally reranked, diversified."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from rag.embed import Embedder
 from rag.rerank import Reranker
 from rag.retrieve.expand import QueryExpander
-from rag.retrieve.fusion import cap_per_doc, mmr, rrf
+from rag.retrieve.fusion import cap_per_doc, mmr, rrf, zscore_fusion
 from rag.settings import RetrieveSettings
 from rag.store.index import CorpusIndex
 from rag.store.lexical import query_terms
@@ -97,7 +97,12 @@ class Retriever:
             timings["lexical"] = _ms(t)
 
         t = time.perf_counter()
-        fused = rrf([(dense_ids, s.dense_weight), (lexical_ids, s.lexical_weight)], k=s.rrf_k)
+        if s.fusion == "zscore":
+            fused = zscore_fusion(
+                [(dense_scores, s.dense_weight, None), (lexical_scores, s.lexical_weight, 0.0)]
+            )
+        else:
+            fused = rrf([(dense_ids, s.dense_weight), (lexical_ids, s.lexical_weight)], k=s.rrf_k)
         dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
         lexical_rank = {i: r for r, i in enumerate(lexical_ids, start=1)}
         use_rerank = reranker is not None and rerank is not False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from rag.eval.datasets import Dataset, Question
 from rag.eval.train_reranker import LISTWISE, Group, Recipe, assert_fold, fold_questions
 
 from rag.errors import ConfigError, ModelUnavailableError
-from rag.rerank.cross_encoder import TRAIN_COMMAND, mix_scores
+from rag.rerank.cross_encoder import TRAIN_COMMAND, blend_scores, mix_scores
 from rag.rerank.factory import load_reranker
 from rag.settings import RerankSettings
+from rag.types import Hit, StoredChunk
 
 # -- factory ------------------------------------------------------------------------------------
 
@@ -66,6 +68,36 @@ def test_mixing_breaks_cross_encoder_near_ties_by_fused_rank() -> None:
     # Rank-based: the -5.0 logit counts as "third", not as a landslide, so the fused #2 (third
     # for the cross-encoder) stays above the fused #9 that the cross-encoder liked best.
     assert sorted(range(3), key=lambda i: -mixed[i]) == [0, 2, 1]
+
+
+def _hits(scores: list[float]) -> list[Hit]:
+    return [
+        Hit(
+            chunk=StoredChunk(
+                i, f"c{i}", f"d{i}", 0, 0, 2, f"t{i}", (), None, "", "text", None, ""
+            ),
+            score=s,
+            fused_rank=i + 1,
+        )
+        for i, s in enumerate(scores)
+    ]
+
+
+def test_score_blend_keeps_how_sure_each_stage_is() -> None:
+    # Retrieval is sure of the first hit; the cross-encoder barely prefers the second.
+    hits = _hits([3.0, 0.1, 0.0, -0.1])
+    ce = [1.0, 1.2, 1.1, -2.0]
+    mixed = blend_scores(ce, hits, RerankSettings(weight=0.5, blend="score"))
+    assert sorted(range(4), key=lambda i: -mixed[i])[0] == 0
+    # The rank blend sees only orders: a landslide and a near-tie weigh the same.
+    ranked = blend_scores(ce, hits, RerankSettings(weight=0.5, blend="rank"))
+    assert sorted(range(4), key=lambda i: -ranked[i])[0] == 1
+    assert blend_scores(ce, hits, RerankSettings(weight=1.0)) == ce
+
+
+def test_score_blend_survives_a_non_finite_rerank_score() -> None:
+    mixed = blend_scores([float("-inf"), 1.0], _hits([0.5, 0.4]), RerankSettings(weight=0.6))
+    assert all(math.isfinite(x) for x in mixed) and mixed[1] > mixed[0]
 
 
 # -- folds --------------------------------------------------------------------------------------
@@ -225,8 +257,8 @@ def test_fold_model_generalises_to_a_held_out_scifact_claim() -> None:
     assert scores[0] > max(scores[1:])
 
 
-# SciFact dev claim 576 (fold 1): hybrid fusion ranks abstract 1454773 above the gold abstract
-# 4468861; the fold-0 model (never trained on fold-1 claims) scored the gold one 7.4 logits
+# SciFact dev claim 576 (fold 1): RRF fusion ranked abstract 1454773 above the gold abstract
+# 4468861; the v1 fold-0 model (never trained on fold-1 claims) scored the gold one 7.4 logits
 # higher in the cross-fitted benchmark. Passages as the reranker sees them (title + chunk).
 HELD_OUT: dict = {
     "id": "576",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from rag.retrieve.fusion import zscore_fusion
 from rag.types import Filters
 
 
@@ -50,3 +51,33 @@ def test_search_survives_a_delete_committed_mid_query(assistant, seeds) -> None:
     hits = assistant.search("ivonescimab progression-free survival HARMONi-A", k=5).hits
     assert deleted == ["removed"]
     assert hits and all(h.provenance.doc_id != news for h in hits)
+
+
+def test_zscore_fusion_keeps_score_gaps_and_floors_missing_scores() -> None:
+    dense = {1: 0.80, 2: 0.79, 3: 0.20}
+    lexical = {2: 9.0, 4: 30.0}
+    fused = dict(zscore_fusion([(dense, 1.0, None), (lexical, 1.0, 0.0)]))
+    assert set(fused) == {1, 2, 3, 4}
+    # 4 is BM25's landslide (no dense score: floored at the dense list's minimum), 2 is near
+    # the top of both; RRF would rank 2 first and put 1 (dense #1) level with 4 (lexical #1).
+    assert sorted(fused, key=lambda i: -fused[i])[:2] == [2, 4]
+    assert fused[1] > fused[3]
+    # A zero weight drops a run; one run alone keeps its own order.
+    alone = zscore_fusion([(dense, 1.0, None), (lexical, 0.0, 0.0)])
+    assert [i for i, _ in alone] == [1, 2, 3]
+    assert zscore_fusion([({}, 1.0, None)]) == []
+
+
+def test_rrf_fusion_setting_is_still_available(seed_index) -> None:
+    from rag.settings import RetrieveSettings
+
+    retriever = seed_index.retriever
+    saved = retriever.settings
+    try:
+        retriever.settings = RetrieveSettings(fusion="rrf")
+        rrf_hits = retriever.run("pfs ivonescimab", k=3).hits
+    finally:
+        retriever.settings = saved
+    z_hits = retriever.run("pfs ivonescimab", k=3).hits
+    assert "HARMONi-A" in rrf_hits[0].chunk.text and "HARMONi-A" in z_hits[0].chunk.text
+    assert rrf_hits[0].score < 0.1 < z_hits[0].score  # an RRF score vs a sum of z-scores
