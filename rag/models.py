@@ -139,3 +139,36 @@ def extract_zip_once(archive: Path, dest: Path) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed tensor memory instead of handing it back to the kernel.
+
+    A transformer forward pass on the CPU allocates and frees buffers of tens of MB per layer.
+    By default glibc serves each from a fresh mmap, so every layer pays page faults and kernel
+    zeroing again; raising the mmap and trim thresholds keeps them in the heap. Measured on the
+    1.5B generator here: a 780-token prefill 302-338 -> 404-431 tokens/s (README "Speed").
+    The process keeps its peak heap (it holds the model anyway). A no-op off glibc.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or os.environ.get("RAG_DEFAULT_MALLOC"):
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl, macOS: no mallopt
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    _MALLOC_TUNED = bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(
+        mallopt(m_trim_threshold, (1 << 31) - 1)
+    )
+    return _MALLOC_TUNED

@@ -16,6 +16,7 @@ from rag.models import (
     distribution_file,
     extract_zip_once,
     fingerprint_dir,
+    keep_freed_memory,
 )
 from rag.settings import EmbedSettings
 
@@ -73,6 +74,7 @@ class SentenceTransformerEmbedder:
         self.model_dir = resolve_model_dir(settings.model)
         if settings.threads:
             torch.set_num_threads(settings.threads)
+        keep_freed_memory()
         kwargs = {"torch_dtype": torch.bfloat16} if settings.dtype == "bfloat16" else {}
         try:
             self._model = SentenceTransformer(

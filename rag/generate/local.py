@@ -23,7 +23,7 @@ from typing import Any
 from rag.errors import ConfigError, GenerationError, ModelUnavailableError
 from rag.generate import GenerationStats, Message, scan_stops
 from rag.generate.packaged import PackagedModel, prepare_model, resolve_model
-from rag.models import fingerprint_dir
+from rag.models import fingerprint_dir, keep_freed_memory
 from rag.settings import GenerateSettings
 
 MIN_CHUNK = 64  # a message boundary splits prefill only after this many tokens
@@ -80,6 +80,7 @@ class LocalGenerator:
                 f"torch ({torch.__version__}) lacks; use generate.dtype=bfloat16"
             )
         torch.set_num_threads(settings.threads or os.cpu_count() or 1)
+        keep_freed_memory()
         self._source = resolve_model(settings.model)
         started = time.perf_counter()
         self.model_dir: Path = prepare_model(settings.model, settings.cache_dir)
