@@ -20,7 +20,7 @@ from typing import Any
 from rag.eval.datasets import Dataset, Question
 from rag.eval.metrics import ir_metrics, percentiles
 
-from rag.models import cache_root
+from rag.models import cache_root, sha256_file
 from rag.rerank import Reranker
 from rag.settings import Settings
 
@@ -57,19 +57,11 @@ def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
     """
     corpus = ds.path / "corpus.jsonl"
     key = json.dumps(
-        {"corpus_sha256": _file_sha256(corpus), **index_identity(settings)},
+        {"corpus_sha256": sha256_file(corpus), **index_identity(settings)},
         sort_keys=True,
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return cache_root() / "bench-index" / f"{ds.name}-{digest}"
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_assistant(ds: Dataset, settings: Settings, progress: bool = True) -> Any:

@@ -8,7 +8,6 @@ chat in the UI and a request to /api/ask count against the same generation slots
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 from rag.conversation import standalone_question
 from rag.errors import RagError
+from rag.models import sha256_file
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -212,14 +212,6 @@ def safe_filename(name: str, default: str = "upload") -> str:
     return f"{stem}.{ext}" if ext else stem
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ServerState:
     """One Assistant plus what the web shells add around it."""
 
@@ -256,13 +248,13 @@ class ServerState:
         if not dot:
             stem, ext = base, ""
         with self._upload_lock:
-            digest = _sha256(partial)
+            digest = sha256_file(partial)
             for n in range(10_000):
                 candidate = self.uploads_dir / (
                     base if n == 0 else f"{stem}-{n}{'.' + ext if ext else ''}"
                 )
                 if candidate.exists():
-                    if candidate.is_file() and _sha256(candidate) == digest:
+                    if candidate.is_file() and sha256_file(candidate) == digest:
                         partial.unlink(missing_ok=True)
                         return candidate
                     continue
