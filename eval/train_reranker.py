@@ -67,7 +67,7 @@ class Recipe:
     random_negatives: int = 1
     mine_depth: int = 30  # hard negatives come from the top `mine_depth` hybrid candidates
     # v2: two passes. Held-out SciFact nDCG@10 of the blended reranker rose 0.741 -> 0.752 on
-    # fold 1 over v1's one pass (README "Reranking"); the second pass costs ~11 CPU-minutes.
+    # fold 1 over v1's one pass (README, "Why the defaults…"); the second pass costs ~11 CPU-min.
     epochs: float = 2.0
     batch_size: int = 16  # bce: pairs per step
     learning_rate: float = 7e-5

@@ -607,7 +607,7 @@ def eval_train_reranker(
     ] = None,
     epochs: Annotated[
         float | None,
-        typer.Option("--epochs", help="Passes over the training questions (recipe default: 1)."),
+        typer.Option("--epochs", help="Passes over the training questions (recipe default: 2)."),
     ] = None,
     name: Annotated[
         str | None,
