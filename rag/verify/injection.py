@@ -122,6 +122,12 @@ _ORDER_THEN_REQUEST = re.compile(
 )
 
 
+_ASKS = re.compile(
+    r"(what|which|who|when|where|why|how|is|are|do|does|did|was|were|can|could|should|will)\b",
+    re.I,
+)
+
+
 def split_question(question: str) -> tuple[str, list[str]]:
     """The information request in ``question``, and the instructions to the model around it.
 
@@ -152,17 +158,8 @@ def split_question(question: str) -> tuple[str, list[str]]:
     if not kept:
         return question, []
     request = " ".join(_sentence_case(c) for c in kept)
-    if not re.search(r"[.!?]$", request):
-        request += (
-            "?"
-            if re.match(
-                r"(what|which|who|when|where|why|how|is|are|do|does|did|was|"
-                r"were|can|could|should|will)\b",
-                request,
-                re.I,
-            )
-            else "."
-        )
+    if not request.endswith((".", "!", "?")):
+        request += "?" if _ASKS.match(request) else "."
     return request, ignored
 
 
