@@ -95,3 +95,20 @@ def test_tables_split_by_rows(embedder) -> None:
     assert len(chunks) > 1
     for c in chunks:
         assert all(line.startswith("Arm ") for line in c.text.split("\n"))
+
+
+def test_list_markers_and_abbreviations_do_not_cut_a_sentence(embedder) -> None:
+    # pysbd cut "included if: | 1) they were ..."; each chunk here must be whole sentences.
+    sentence = (
+        "Patients were included if: 1) they were evaluable, and 2) they received no prior "
+        "therapy (e.g. no anti-PD-1 agents, cf. Fig. 2) at 2.5 mg/kg vs. placebo."
+    )
+    other = "The median overall survival was 12.3 months (95% CI, 10.1-14.2; P = .009)."
+    text = " ".join([sentence, other] * 6)
+    loaded = LoadedDocument([Block(text, "paragraph", ("Methods",))], DocMeta(), "text")
+    doc = build_document(loaded, doc_id="m", source="m")
+    chunks = Chunker(ChunkSettings(max_tokens=80, overlap_tokens=0), embedder.count_tokens).run(doc)
+    assert len(chunks) > 1
+    for c in chunks:
+        assert c.text.startswith(("Patients were included", "The median overall"))
+        assert c.text.endswith(("placebo.", "= .009)."))
