@@ -20,6 +20,7 @@ from typing import Any
 from rag.eval.datasets import Dataset, Question
 from rag.eval.metrics import ir_metrics, percentiles
 
+from rag.chunk.chunker import ALGORITHM
 from rag.models import cache_root, sha256_file
 from rag.rerank import Reranker
 from rag.settings import Settings
@@ -44,6 +45,7 @@ def index_identity(settings: Settings) -> dict[str, Any]:
     Batch size and threads change the speed of indexing, not what is indexed.
     """
     return {
+        "chunker": ALGORITHM,
         "chunk": settings.chunk.model_dump(),
         "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
     }

@@ -20,6 +20,10 @@ from rag.types import Chunk, Document, Span
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
+# Bumped whenever the same settings would cut different chunks; indexes record it and cached
+# benchmark/eval indexes are keyed by it.
+ALGORITHM = "sections>paragraphs>sentences/v2"
+
 
 @dataclass(frozen=True, slots=True)
 class _Unit:
@@ -46,7 +50,7 @@ class Chunker:
     def describe(self) -> dict[str, int | str]:
         """What the index manifest records: a different chunker means a rebuild."""
         return {
-            "algorithm": "sections>paragraphs>sentences/v2",
+            "algorithm": ALGORITHM,
             "max_tokens": self.settings.max_tokens,
             "overlap_tokens": self.settings.overlap_tokens,
         }
