@@ -51,18 +51,19 @@ def index_identity(settings: Settings) -> dict[str, Any]:
     }
 
 
+def identity_digest(settings: Settings, **extra: Any) -> str:
+    """A short, stable digest of what an index holds (plus ``extra``): a cache folder name."""
+    key = json.dumps({**extra, **index_identity(settings)}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
     """A cached index per corpus + embedding/chunking settings (reused across runs).
 
     Keyed by the corpus file's content, not its path or mtime: the shared datasets are copied
     afresh onto every machine, and a new mtime must not cost a re-index.
     """
-    corpus = ds.path / "corpus.jsonl"
-    key = json.dumps(
-        {"corpus_sha256": sha256_file(corpus), **index_identity(settings)},
-        sort_keys=True,
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    digest = identity_digest(settings, corpus_sha256=sha256_file(ds.path / "corpus.jsonl"))
     return cache_root() / "bench-index" / f"{ds.name}-{digest}"
 
 

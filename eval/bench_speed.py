@@ -21,9 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag.eval.bench_retrieval import identity_digest
 from rag.eval.gold import load_gold
 from rag.eval.metrics import percentiles
 
+from rag.models import cache_root
 from rag.paths import gold_dir
 
 
@@ -70,15 +72,10 @@ def bench_preset(preset: str, questions: list[str]) -> dict[str, Any]:
     from rag.generate.packaged import prepare_model
     from rag.settings import load_settings
 
-    settings = load_settings(
-        preset=preset,
-        overrides=[
-            "index.dir="
-            + os.environ.get(
-                "RAG_BENCH_INDEX", str(Path.home() / ".cache" / "onco-rag" / "bench-seed-index")
-            )
-        ],
-    )
+    settings = load_settings(preset=preset)
+    # The seed index, cached per chunker/embedder identity (a stale one would be refused).
+    default_index = cache_root() / "bench-seed-index" / identity_digest(settings)
+    settings.index.dir = Path(os.environ.get("RAG_BENCH_INDEX", str(default_index)))
     assistant = Assistant(settings)
     assistant.ensure_index()
     t = time.perf_counter()

@@ -98,18 +98,12 @@ def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
         from rag.eval.datasets import load_dataset
 
         return dataset_assistant(load_dataset(corpus[0], cfg.split), settings)
-    from rag.eval.bench_retrieval import index_identity
+    from rag.eval.bench_retrieval import identity_digest
 
     paths = corpus or [seeds_dir()]
-    key = json.dumps(
-        {
-            "paths": [str(p.resolve()) for p in paths],
-            **index_identity(settings),
-        },
-        sort_keys=True,
-    )
+    digest = identity_digest(settings, paths=[str(p.resolve()) for p in paths])
     staged = settings.model_copy(deep=True)
-    staged.index.dir = cache_root() / "eval-index" / hashlib.sha256(key.encode()).hexdigest()[:12]
+    staged.index.dir = cache_root() / "eval-index" / digest
     staged.index.auto_seed = False
     assistant = Assistant(staged)
     report = assistant.add(paths)
