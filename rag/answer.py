@@ -2,9 +2,10 @@
 
 The stream yields events a shell can forward as they come:
 ``evidence`` (extractive quotes, within about a second), ``token`` (generated text),
-``final`` (the verified AnswerResponse). Abstention happens before generation when retrieval
-finds nothing relevant enough, when the model says the passages do not answer, and when
-verification leaves no supported sentence.
+``retry`` (the draft so far is discarded: it repeated the prompt's worked example, and a second
+draft follows as ``token`` events), ``final`` (the verified AnswerResponse). Abstention happens
+before generation when retrieval finds nothing relevant enough, when the model says the
+passages do not answer, and when verification leaves no supported sentence.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Generator as Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,7 +21,14 @@ import numpy as np
 
 from rag.embed import Embedder
 from rag.generate import GenerationStats, Generator
-from rag.generate.prompt import Passage, build_messages, build_passages, classify_instruction
+from rag.generate.prompt import (
+    ALTERNATE_SYSTEM_PROMPT,
+    Passage,
+    build_messages,
+    build_passages,
+    classify_instruction,
+    copies_example,
+)
 from rag.retrieve import Retrieval, Retriever
 from rag.schemas import (
     AnswerResponse,
@@ -38,6 +47,7 @@ from rag.verify.injection import split_question
 from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
+RETRY_REASON = "the draft repeated the prompt's worked example; writing a second draft"
 _ASKS_FOR_REFERENCES = re.compile(
     r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph|wrote\b|written by\b|"
     r"published in\b|(where|when)\b.{0,80}\bpublished\b)",
@@ -59,7 +69,7 @@ def is_reference_list(section: tuple[str, ...], text: str = "") -> bool:
 
 @dataclass
 class StreamEvent:
-    type: Literal["status", "evidence", "token", "final", "error"]
+    type: Literal["status", "evidence", "token", "retry", "final", "error"]
     data: Any
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,9 +150,43 @@ class Answerer:
         generator = self._generator()
         base.fingerprints = self.fingerprints()
         passages, messages = self.prompt(query, retrieval)
+        t_gen = time.perf_counter()
+        raw, stats, first_token = yield from self._draft(generator, messages)
+        timings["ttft_ms"] = _ms(started, first_token) if first_token else _ms(started)
+        timings["generation_ms"] = _ms(t_gen)
+        if stats is not None:
+            timings |= {
+                "prompt_tokens": stats.prompt_tokens,
+                "cached_prompt_tokens": stats.cached_prompt_tokens,
+                "new_tokens": stats.new_tokens,
+                "decode_tokens_per_s": round(stats.decode_tokens_per_s, 2),
+                "prefill_tokens_per_s": round(stats.prefill_tokens_per_s, 2),
+            }
+
+        t_verify = time.perf_counter()
+        response = self._verified(base, raw, passages, query)
+        if response.abstained and response.sentences and copies_example(raw):
+            # The whole draft was dropped and it repeats the prompt's worked example: the model
+            # answered the example, not the question. One more draft under a prompt with a
+            # different example; it is verified the same way.
+            yield StreamEvent("retry", {"reason": RETRY_REASON})
+            t_retry = time.perf_counter()
+            messages = [{**messages[0], "content": ALTERNATE_SYSTEM_PROMPT}, *messages[1:]]
+            raw, _, _ = yield from self._draft(generator, messages)
+            response = self._verified(base, raw, passages, query)
+            response.retried = True
+            timings["retry_ms"] = _ms(t_retry)
+        timings["verify_ms"] = _ms(t_verify) - timings.get("retry_ms", 0.0)
+        timings["total_ms"] = _ms(started)
+        response.timings = timings
+        yield StreamEvent("final", response)
+
+    def _draft(
+        self, generator: Generator, messages: list[dict[str, str]]
+    ) -> Coroutine[StreamEvent, None, tuple[str, GenerationStats | None, float | None]]:
+        """Stream one draft as ``token`` events; returns (text, stats, first-token time)."""
         pieces: list[str] = []
         stats: GenerationStats | None = None
-        t_gen = time.perf_counter()
         first_token: float | None = None
         for item in generator.stream(
             messages,
@@ -156,26 +200,14 @@ class Answerer:
                 first_token = time.perf_counter()
             pieces.append(item)
             yield StreamEvent("token", item)
-        raw = "".join(pieces).strip()
-        timings["ttft_ms"] = _ms(started, first_token) if first_token else _ms(started)
-        timings["generation_ms"] = _ms(t_gen)
-        if stats is not None:
-            timings |= {
-                "prompt_tokens": stats.prompt_tokens,
-                "cached_prompt_tokens": stats.cached_prompt_tokens,
-                "new_tokens": stats.new_tokens,
-                "decode_tokens_per_s": round(stats.decode_tokens_per_s, 2),
-                "prefill_tokens_per_s": round(stats.prefill_tokens_per_s, 2),
-            }
+        return "".join(pieces).strip(), stats, first_token
 
-        t_verify = time.perf_counter()
+    def _verified(
+        self, base: AnswerResponse, raw: str, passages: list[Passage], query: str
+    ) -> AnswerResponse:
         verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
         verification = verifier.run(raw, {p.number: p.text for p in passages}, query)
-        response = self._response(base, raw, passages, verification)
-        timings["verify_ms"] = _ms(t_verify)
-        timings["total_ms"] = _ms(started)
-        response.timings = timings
-        yield StreamEvent("final", response)
+        return self._response(base, raw, passages, verification)
 
     def classify(
         self,

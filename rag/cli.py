@@ -436,6 +436,8 @@ def ask(
                     console.print(f"[dim]  “{ev.text}” — {ev.title}[/dim]")
             elif event.type == "token" and live:
                 console.print(event.data, end="", style="dim", highlight=False)
+            elif event.type == "retry" and live:
+                console.print(f"\n[dim]({event.data['reason']})[/dim]")
             elif event.type == "final":
                 response = event.data
         if live:

@@ -217,6 +217,11 @@ class AnswerResponse(BaseModel):
     raw_answer: str = ""
     removed_citations: int = Field(0, description="Citations to passages that were not given.")
     pruned_citations: int = Field(0, description="Valid citations that supported nothing.")
+    retried: bool = Field(
+        False,
+        description="The first draft repeated the prompt's worked example and was discarded; "
+        "this answer comes from a second, verified draft.",
+    )
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)
 

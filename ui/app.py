@@ -307,6 +307,10 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                     evidence = list(event.data)
                     chat[-1]["content"] = draft_html(evidence, draft)
                     yield "", chat, evidence_panel(evidence), rewrite, conv
+                elif event.type == "retry":
+                    draft = ""  # the draft repeated the prompt's example; a second one follows
+                    chat[-1]["content"] = draft_html(evidence, draft)
+                    yield "", chat, gr.update(), rewrite, conv
                 elif event.type == "token":
                     draft += event.data
                     chat[-1]["content"] = draft_html(evidence, draft)

@@ -385,7 +385,8 @@ def create_app(assistant: Any, settings: Settings | None = None, *, ui: bool = T
     )
     async def ask_stream(body: AskRequest, request: Request, _: ChatKey) -> StreamingResponse:
         """Events: `status` (a follow-up's rewrite), `evidence` (quotes, before any token),
-        `token` (draft text), `final` (the verified AnswerResponse) or `error`. Each `data`
+        `token` (draft text), `retry` (discard the draft so far: a second draft follows),
+        `final` (the verified AnswerResponse) or `error`. Each `data`
         is JSON: `{"type": ..., "data": ...}`."""
         await _slot(state)
         pump = Pump(_answer_events(state, body), state.limiter.release, asyncio.get_running_loop())

@@ -290,6 +290,10 @@
       });
     } else if (type === "token") {
       this.draft.textContent += data;
+    } else if (type === "retry") {
+      // The draft repeated the prompt's worked example; a second draft follows.
+      this.draft.textContent = "";
+      this.status.textContent = "Rewriting the answer…";
     } else if (type === "final") {
       this.final(data);
     } else if (type === "error") {
