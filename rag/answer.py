@@ -53,6 +53,11 @@ _ASKS_FOR_REFERENCES = re.compile(
     r"published in\b|(where|when)\b.{0,80}\bpublished\b)",
     re.I,
 )
+# "the review", "the chemo-radio-immunotherapy review", "the review's outlook", "the case report"
+_NAMED_KIND = re.compile(
+    r"\bthe\s+(?:[\w-]+\s+){0,3}?(review|case report|news (?:piece|article|story|report))\b",
+    re.I,
+)
 _REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
 # "doi:10.1200/...", "2024;42(suppl 16):8508", "Zhang L, Feng W, Zhao Y, et al. Ivonescimab"
 _CITATION_MARK = re.compile(
@@ -268,6 +273,8 @@ class Answerer:
         where the byline is, since no sentence of the body resembles "who wrote this".
         """
         k = k or self.settings.max_passages
+        filters = filters if filters is not None and not filters.is_empty() else None
+        filters = filters or self._named_kind(query)
         retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
         hits = retrieval.hits
         if not _ASKS_FOR_REFERENCES.search(query):
@@ -276,6 +283,22 @@ class Answerer:
             hits = self._with_bylines(hits)
         retrieval.hits = hits[:k]
         return retrieval
+
+    def _named_kind(self, query: str) -> Filters | None:
+        """A question about "the review" searches the reviews, when the index holds any.
+
+        Without it, "which types of resistance does the review discuss?" was answered from a
+        news piece that lists other types; the words that say which document is meant are
+        the ones neither BM25 nor the embedder weighs.
+        """
+        match = _NAMED_KIND.search(query)
+        if match is None:
+            return None
+        named = match.group(1).lower()
+        kind = "news" if named.startswith("news") else named
+        filters = Filters(kinds=(kind,))
+        found = self.retriever.index.filter_ids(filters)
+        return filters if found is not None and len(found) else None
 
     def _with_bylines(self, hits: list[Hit], documents: int = 2) -> list[Hit]:
         """The opening chunk of each of the top documents first, then the other hits."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.answer import is_reference_list
+from rag.types import Filters
 
 
 def _prompt_passages(assistant, question: str) -> list[str]:
@@ -39,3 +40,20 @@ def test_reference_detection_by_heading_and_by_citation_marks() -> None:
     assert is_reference_list((), entries)
     body = "Ivonescimab improved PFS (Zhang et al., 2024), as reported at ASCO (doi:10.1200/x)."
     assert not is_reference_list(("Results",), body)
+
+
+def test_a_question_naming_the_review_searches_the_reviews(seed_index) -> None:
+    answerer = seed_index.answerer
+    review = "002_b22e3dff1adcf684"
+    question = "Which types of resistance to immunotherapy does the review discuss?"
+    hits = answerer._retrieve(question, None, None, None).hits
+    assert hits and {h.chunk.doc_id for h in hits} == {review}
+    assert any("primary or secondary resistance" in h.chunk.text for h in hits)
+    # Without the words that name a document, both documents compete as before.
+    plain = answerer._retrieve(
+        "Which types of resistance to immunotherapy exist?", None, None, None
+    )
+    assert len({h.chunk.doc_id for h in plain.hits}) == 2
+    # A kind the index does not hold filters nothing.
+    assert answerer._named_kind("What does the case report say about resistance?") is None
+    assert answerer._named_kind(question) == Filters(kinds=("review",))
