@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from collections.abc import Generator as Coroutine
+from collections.abc import Generator as PyGenerator  # rag.generate.Generator is the model
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -188,7 +188,7 @@ class Answerer:
 
     def _draft(
         self, generator: Generator, messages: list[dict[str, str]]
-    ) -> Coroutine[StreamEvent, None, tuple[str, GenerationStats | None, float | None]]:
+    ) -> PyGenerator[StreamEvent, None, tuple[str, GenerationStats | None, float | None]]:
         """Stream one draft as ``token`` events; returns (text, stats, first-token time)."""
         pieces: list[str] = []
         stats: GenerationStats | None = None
