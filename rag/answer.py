@@ -170,6 +170,7 @@ class Answerer:
 
         t_verify = time.perf_counter()
         response = self._verified(base, raw, passages, query)
+        timings["verify_ms"] = _ms(t_verify)
         if response.abstained and response.sentences and copies_example(raw):
             # The whole draft was dropped and it repeats the prompt's worked example: the model
             # answered the example, not the question. One more draft under a prompt with a
@@ -181,7 +182,6 @@ class Answerer:
             response = self._verified(base, raw, passages, query)
             response.retried = True
             timings["retry_ms"] = _ms(t_retry)
-        timings["verify_ms"] = _ms(t_verify) - timings.get("retry_ms", 0.0)
         timings["total_ms"] = _ms(started)
         response.timings = timings
         yield StreamEvent("final", response)
@@ -273,8 +273,8 @@ class Answerer:
         where the byline is, since no sentence of the body resembles "who wrote this".
         """
         k = k or self.settings.max_passages
-        filters = filters if filters is not None and not filters.is_empty() else None
-        filters = filters or self._named_kind(query)
+        if filters is None or filters.is_empty():  # an explicit filter wins over the wording
+            filters = self._named_kind(query) or filters
         retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
         hits = retrieval.hits
         if not _ASKS_FOR_REFERENCES.search(query):
