@@ -106,14 +106,23 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model.encode(
-            list(texts),
-            batch_size=self.settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_tensor=True,
-            show_progress_bar=False,
-        )
-        vectors = out.float().cpu().numpy().astype(np.float32, copy=False)
+        # Batches of equal token length: sentence-transformers sorts by characters, which
+        # padded SciFact chunks by 20 % (316.7 k tokens run for 262.5 k real ones); grouping
+        # by token count pads 1 % and encodes 1.3x faster (README, "Indexing").
+        lengths = np.asarray(self.count_tokens(texts))
+        order = np.argsort(-lengths, kind="stable")
+        size = self.settings.batch_size
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), size):
+            batch = order[start : start + size]
+            out = self._model.encode(
+                [texts[i] for i in batch],
+                batch_size=size,
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,
+            )
+            vectors[batch] = out.float().cpu().numpy()
         # bfloat16 normalisation leaves norms of 1 +- 4e-3; renormalise in float32.
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
