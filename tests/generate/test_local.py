@@ -12,6 +12,7 @@ import pytest
 
 from rag.errors import ModelUnavailableError
 from rag.generate import GenerationStats, generate_text, load_generator
+from rag.generate.local import DECODE_ROWS, add_int8_decode_weights
 from rag.generate.packaged import PACKAGED, STAMP, prepare_model
 from rag.settings import GenerateSettings
 
@@ -196,6 +197,42 @@ def test_int8_dynamic_quantization_still_answers(converted: Path) -> None:
     gen8 = load_generator(GenerateSettings(model=NAME, cache_dir=converted, dtype="int8"))
     text, _ = generate_text(gen8, PFS, max_new_tokens=16)
     assert "7.1" in text
+
+
+def test_int8_decode_copies_serve_single_rows_and_leave_prompts_in_bfloat16() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False))
+    model = model.to(torch.bfloat16)
+    reference = [torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False)]
+    for ref, layer in zip(reference, model, strict=True):
+        ref.load_state_dict(layer.state_dict())
+    reference_model = torch.nn.Sequential(*reference).to(torch.bfloat16)
+    assert add_int8_decode_weights(model) == 2
+    with torch.inference_mode():
+        prompt = torch.randn(DECODE_ROWS + 1, 64, dtype=torch.bfloat16)
+        assert torch.equal(model(prompt), reference_model(prompt))  # bfloat16 weights
+        step = torch.randn(1, 1, 64, dtype=torch.bfloat16)
+        got, want = model(step).float(), reference_model(step).float()
+    assert got.shape == want.shape == (1, 1, 32)
+    assert not torch.equal(got, want)  # the int8 copy answered
+    assert (got - want).norm() / want.norm() < 0.03
+
+
+@pytest.mark.slow
+def test_int8_decode_keeps_the_greedy_answers(gen, converted: Path) -> None:
+    assert gen.decode_int8_layers > 0
+    plain = load_generator(
+        GenerateSettings(model=NAME, cache_dir=converted, dtype="bfloat16", decode_int8=False)
+    )
+    assert plain.decode_int8_layers == 0
+    for question in ("What was the median PFS with ivonescimab?", "How often were grade 3 events?"):
+        messages = _ask(question)
+        assert (
+            generate_text(gen, messages, max_new_tokens=40)[0]
+            == generate_text(plain, messages, max_new_tokens=40)[0]
+        )
 
 
 def test_missing_model_names_the_setting(tmp_path: Path) -> None:
