@@ -96,6 +96,8 @@ def bench_preset(preset: str, questions: list[str]) -> dict[str, Any]:
         "preset": preset,
         "model": generator.name,
         "dtype": settings.generate.dtype,
+        "decode_weights": settings.generate.decode_weights,
+        "decode_layers": getattr(generator, "decode_layers", {}),
         "load_s": load_s,
         "evidence_ms": percentiles([r["evidence_ms"] for r in rows]),
         "ttft_ms": percentiles([r["ttft_ms"] for r in generated]),
@@ -235,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
 def _print(r: dict[str, Any]) -> None:
     print(
         f"\n== preset {r['preset']}: {r['model']} ({r['dtype']}, {r['threads']} threads), "
-        f"load {r['load_s']:.1f} s"
+        f"load {r['load_s']:.1f} s, decode weights {r.get('decode_weights')} "
+        f"{r.get('decode_layers')}"
     )
     print(
         f"evidence on screen p50 {r['evidence_ms']['p50']:.0f} ms, "

@@ -116,10 +116,11 @@ class GenerateSettings(_Group):
     backend: Literal["local", "remote"] = "local"
     model: str = Field("qwen2.5-coder-1.5b", description="Packaged model name or a local dir.")
     dtype: Literal["bfloat16", "float32", "int8"] = "bfloat16"
-    decode_int8: bool = Field(
-        True,
-        description="bfloat16 only: an int8 copy of each weight for one-token decode steps "
-        "(memory-bound: 5.1 -> 8.3 tokens/s for the 1.5B); prefill keeps bfloat16.",
+    decode_weights: Literal["gguf", "int8", "bfloat16"] = Field(
+        "gguf",
+        description="With dtype=bfloat16, the weights one-token decode steps read (prefill "
+        "keeps bfloat16): gguf = the packaged GGUF's 4-bit Q4_K blocks where it has them, int8 "
+        "elsewhere; int8 = int8 copies of all; bfloat16 = no copies. README 'Speed'.",
     )
     threads: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(256, ge=1, le=4096)

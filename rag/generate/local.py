@@ -22,6 +22,7 @@ from typing import Any
 
 from rag.errors import ConfigError, GenerationError, ModelUnavailableError
 from rag.generate import GenerationStats, Message, scan_stops
+from rag.generate.decode_weights import add_decode_weights
 from rag.generate.packaged import PackagedModel, prepare_model, resolve_model
 from rag.models import fingerprint_dir, keep_freed_memory
 from rag.settings import GenerateSettings
@@ -106,16 +107,21 @@ class LocalGenerator:
                 f"generate.model={settings.model!r} has no chat template; use an instruct model"
             )
         self.n_params = sum(p.numel() for p in model.parameters())
-        self.decode_int8_layers = 0
+        self.decode_layers = {"int4": 0, "int8": 0}
         if settings.dtype == "int8":
             model = _quantize_int8(model)
-        elif settings.dtype == "bfloat16" and settings.decode_int8:
+        elif settings.dtype == "bfloat16" and settings.decode_weights != "bfloat16":
             if not hasattr(torch, "_weight_int8pack_mm"):
                 raise ConfigError(
-                    f"generate.decode_int8 needs torch._weight_int8pack_mm, which this torch "
-                    f"({torch.__version__}) lacks; set generate.decode_int8=false"
+                    f"generate.decode_weights={settings.decode_weights} needs torch's int8 "
+                    f"kernels, which this torch ({torch.__version__}) lacks; set "
+                    "generate.decode_weights=bfloat16"
                 )
-            self.decode_int8_layers = add_int8_decode_weights(model)
+            gguf = None
+            if settings.decode_weights == "gguf" and isinstance(self._source, PackagedModel):
+                gguf = self._source.artifact.path(settings.cache_dir)
+            index = self.model_dir / "gguf-q4k.json"
+            self.decode_layers = add_decode_weights(model, gguf_path=gguf, index_file=index)
         self._model = model.eval()
         self._torch = torch
         self.load_s = time.perf_counter() - started
@@ -421,54 +427,6 @@ class LocalGenerator:
         return found
 
 
-DECODE_ROWS = 4  # token rows at or below which a linear layer reads its int8 copy
-
-
-def add_int8_decode_weights(model: Any) -> int:
-    """Give every linear layer an int8 copy of its weight, used for decode steps only.
-
-    Decoding one token reads every weight once and is bound by memory bandwidth, so int8
-    weights (per-output-channel scales) halve the bytes: 2.4-2.8x per matmul here. Prefill is
-    compute-bound, and ``_weight_int8pack_mm`` has no AMX path (14x slower than bfloat16 at 600
-    rows), so prompts keep the bfloat16 weights. Costs one more byte per parameter of memory.
-    Returns the number of layers given a copy.
-    """
-    import torch
-
-    class Int8DecodeLinear(torch.nn.Module):
-        def __init__(self, linear: torch.nn.Linear) -> None:
-            super().__init__()
-            self.weight, self.bias = linear.weight, linear.bias
-            w = linear.weight.detach()
-            scales = w.abs().amax(dim=1).float().clamp(min=1e-8) / 127
-            inverse = 1.0 / scales
-            q = torch.empty(w.shape, dtype=torch.int8)
-            # In blocks of rows that stay in cache: 4x faster than whole-matrix float32 passes
-            # (0.5 vs 1.9-2.3 s for the 1.5B's 151,936 x 1,536 output layer).
-            for i in range(0, w.shape[0], 512):
-                block = w[i : i + 512].float().mul_(inverse[i : i + 512, None])
-                q[i : i + 512] = block.round_().clamp_(-128, 127)
-            self.register_buffer("qweight", q, persistent=False)
-            self.register_buffer("scales", scales.to(linear.weight.dtype), persistent=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            rows = x.numel() // x.shape[-1]
-            if rows > DECODE_ROWS:
-                return torch.nn.functional.linear(x, self.weight, self.bias)
-            flat = x.reshape(rows, x.shape[-1])
-            y = torch._weight_int8pack_mm(flat, self.qweight, self.scales)
-            y = y.reshape(*x.shape[:-1], y.shape[-1])
-            return y + self.bias if self.bias is not None else y
-
-    swapped = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Linear and child.weight.dtype == torch.bfloat16:
-                setattr(parent, name, Int8DecodeLinear(child))
-                swapped += 1
-    return swapped
-
-
 def _has_dynamic_int8() -> bool:
     try:
         from torch.ao.quantization import quantize_dynamic  # noqa: F401
@@ -491,4 +449,4 @@ def _quantize_int8(model: Any) -> Any:
         return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
 
 
-__all__ = ["LocalGenerator", "add_int8_decode_weights"]
+__all__ = ["LocalGenerator"]
