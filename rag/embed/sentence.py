@@ -108,7 +108,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Batches of equal token length: sentence-transformers sorts by characters, which
         # padded SciFact chunks by 20 % (316.7 k tokens run for 262.5 k real ones); grouping
-        # by token count pads 1 % and encodes 1.3x faster (README, "Indexing").
+        # by token count pads 1 %: 1.2x on encoding, 1.03-1.05x through the indexing pipeline.
         lengths = np.asarray(self.count_tokens(texts))
         order = np.argsort(-lengths, kind="stable")
         size = self.settings.batch_size

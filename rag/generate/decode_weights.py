@@ -30,8 +30,8 @@ DECODE_ROWS = 4  # token rows at or below which a linear layer reads its compact
 Q4K_GROUP = 32  # weights per Q4_K sub-block, each with its own scale and minimum
 _Q4K_BLOCK_BYTES = 144  # d, dmin (fp16), 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
 
-# llama.cpp tensor names -> transformers module names (Qwen2/Llama layouts; no Q/K permute
-# for Qwen2, which the row check in ``add_decode_weights`` would catch).
+# llama.cpp tensor names -> transformers module names (Qwen2 layout: no Q/K permutation; a
+# layout that differs is caught by the row check in ``_int4_from_q4k`` and gets int8).
 _GGUF_NAMES = {
     "attn_q": "self_attn.q_proj",
     "attn_k": "self_attn.k_proj",
