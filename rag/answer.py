@@ -177,7 +177,7 @@ class Answerer:
             # different example; it is verified the same way.
             yield StreamEvent("retry", {"reason": RETRY_REASON})
             t_retry = time.perf_counter()
-            messages = [{**messages[0], "content": ALTERNATE_SYSTEM_PROMPT}, *messages[1:]]
+            messages = build_messages(query, passages, system=ALTERNATE_SYSTEM_PROMPT)
             raw, _, _ = yield from self._draft(generator, messages)
             response = self._verified(base, raw, passages, query)
             response.retried = True

@@ -120,8 +120,9 @@ class LocalGenerator:
             gguf = None
             if settings.decode_weights == "gguf" and isinstance(self._source, PackagedModel):
                 gguf = self._source.artifact.path(settings.cache_dir)
-            index = self.model_dir / "gguf-q4k.json"
-            self.decode_layers = add_decode_weights(model, gguf_path=gguf, index_file=index)
+            self.decode_layers = add_decode_weights(
+                model, gguf_path=gguf, index_file=self.model_dir / "gguf-q4k.json"
+            )
         self._model = model.eval()
         self._torch = torch
         self.load_s = time.perf_counter() - started
