@@ -48,6 +48,7 @@ from rag.verify.support import content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
 RETRY_REASON = "the draft repeated the prompt's worked example; writing a second draft"
+OFF_TARGET_REASON = "the draft answered another question than the one asked; writing a second draft"
 _ASKS_FOR_REFERENCES = re.compile(
     r"\b(referenc|cite[sd]?\b|citation|author|journal|doi\b|bibliograph|wrote\b|written by\b|"
     r"published in\b|(where|when)\b.{0,80}\bpublished\b)",
@@ -169,17 +170,17 @@ class Answerer:
             }
 
         t_verify = time.perf_counter()
-        response = self._verified(base, raw, passages, query)
+        response, verification = self._verified(base, raw, passages, query)
         timings["verify_ms"] = _ms(t_verify)
-        if response.abstained and response.sentences and copies_example(raw):
-            # The whole draft was dropped and it repeats the prompt's worked example: the model
-            # answered the example, not the question. One more draft under a prompt with a
-            # different example; it is verified the same way.
-            yield StreamEvent("retry", {"reason": RETRY_REASON})
+        retry = self._retry_reason(response, verification, raw)
+        if retry is not None:
+            # One more draft under a prompt with a different example, which also says to
+            # answer exactly what was asked; it is verified the same way.
+            yield StreamEvent("retry", {"reason": retry})
             t_retry = time.perf_counter()
             messages = build_messages(query, passages, system=ALTERNATE_SYSTEM_PROMPT)
             raw, _, _ = yield from self._draft(generator, messages)
-            response = self._verified(base, raw, passages, query)
+            response, _ = self._verified(base, raw, passages, query)
             response.retried = True
             timings["retry_ms"] = _ms(t_retry)
         timings["total_ms"] = _ms(started)
@@ -209,10 +210,27 @@ class Answerer:
 
     def _verified(
         self, base: AnswerResponse, raw: str, passages: list[Passage], query: str
-    ) -> AnswerResponse:
+    ) -> tuple[AnswerResponse, Verification]:
         verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
         verification = verifier.run(raw, {p.number: p.text for p in passages}, query)
-        return self._response(base, raw, passages, verification)
+        return self._response(base, raw, passages, verification), verification
+
+    @staticmethod
+    def _retry_reason(response: AnswerResponse, verification: Verification, raw: str) -> str | None:
+        """Why the first draft earns a second one, if it does.
+
+        Only when its every sentence was dropped, and only for two failures that say the
+        passages may still hold the answer: the draft repeats the prompt's worked example (the
+        model answered the example), or it answers another question (another endpoint; no
+        population where one was asked for). A restatement or a reported absence is what the
+        model writes when the passages do not answer; retrying those would give unanswerable
+        questions a second chance to slip through.
+        """
+        if not response.abstained or not response.sentences:
+            return None
+        if copies_example(raw):
+            return RETRY_REASON
+        return OFF_TARGET_REASON if verification.off_target else None
 
     def classify(
         self,
@@ -335,10 +353,16 @@ class Answerer:
         wanted = self.settings.evidence_quotes
         if not wanted or not retrieval.hits:
             return []
+        # Neighbouring chunks overlap, and a document may repeat a sentence (an abstract and
+        # its summary): each sentence is shown once, at its first place.
         candidates = []
+        seen: set[tuple[str, int] | str] = set()
         for hit in retrieval.hits[:3]:
             for s in passage_sentences(1, hit.chunk.text):
-                if len(s.text) >= 20:
+                place = (hit.chunk.doc_id, hit.chunk.start + s.start)
+                said = " ".join(s.text.lower().split())
+                if len(s.text) >= 20 and place not in seen and said not in seen:
+                    seen.update((place, said))
                     candidates.append((hit, s))
         if not candidates:
             return []

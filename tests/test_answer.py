@@ -57,3 +57,17 @@ def test_a_question_naming_the_review_searches_the_reviews(seed_index) -> None:
     # A kind the index does not hold filters nothing.
     assert answerer._named_kind("What does the case report say about resistance?") is None
     assert answerer._named_kind(question) == Filters(kinds=("review",))
+
+
+def test_evidence_shows_each_sentence_once(seed_index) -> None:
+    # The review's outlook sentence closes one chunk and opens the next (chunk overlap); it
+    # was shown twice as evidence for seed36.
+    answerer = seed_index.answerer
+    question = "What kinds of agents are under evaluation according to the review's outlook?"
+    retrieval = answerer._retrieve(question, None, None, None)
+    evidence = answerer._evidence(question, retrieval)
+    texts = [" ".join(e.text.lower().split()) for e in evidence]
+    assert len(evidence) == answerer.settings.evidence_quotes
+    assert len(set(texts)) == len(texts)
+    assert len({(e.doc_id, e.char_start) for e in evidence}) == len(evidence)
+    assert "coinhibitory or costimulatory" in evidence[0].text

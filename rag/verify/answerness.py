@@ -11,6 +11,7 @@ two shapes were the only way unanswerable questions got through.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from rag.verify.numbers import extract_numbers
 from rag.verify.support import content_stems, endpoints
@@ -30,6 +31,19 @@ _ABSENCE = re.compile(
     r"mention)\s+(?:is|are|was|were|on|about|regarding))\b",
     re.I,
 )
+# "In which patients ...?", "in whom", "who benefited": the answer is a population.
+_POPULATION_QUESTION = re.compile(
+    r"\b(?:which|what)\s+(?:patients|patient\s+(?:population|group|subgroup)s?|populations?|"
+    r"subgroups?|people)\b|\bin\s+whom\b|\bwho\s+(?:benefit\w*|respond\w*|(?:is|are)\s+eligible)",
+    re.I,
+)
+_POPULATION = re.compile(
+    r"\b(?:patients?|people|participants|adults|women|men|children|population|subgroups?|"
+    r"cohorts?|n?sclc|cancers?|carcinomas?|tumou?rs?|disease|stage|(?:non-?)?squamous|"
+    r"mutat\w*|\w+-positive|\w+-negative|express\w*|pd-l1|egfr|alk|kras|ros1|smokers?|"
+    r"treatment-na[iï]ve|pretreated|previously\s+treated|resistan\w*|eligible)\b",
+    re.I,
+)
 # "phase 2", "stage IV", "grade 3": labels, not quantities.
 _LABEL_NUMBER = re.compile(r"\b(phase|stage|grade|cohort|arm|part|step|line)\s*$", re.I)
 # "(NCT03425006)", "(HR, 0.46)" — asides, not the content a question asked for.
@@ -37,7 +51,16 @@ _PARENTHETICAL = re.compile(r"\([^()]*\)")
 _TRIVIAL = {"studi", "trial", "report", "show", "describ", "state", "mention", "document"}
 
 
-def non_answer_reason(question: str, sentence: str, cited_text: str) -> str | None:
+@dataclass(frozen=True, slots=True)
+class NonAnswer:
+    reason: str
+    # The sentence answers another question (another endpoint, no population where one was
+    # asked for): the passages may still hold this one's answer, so a second draft is worth it.
+    # A restatement or a reported absence is what a model writes when they do not.
+    off_target: bool = False
+
+
+def non_answer_reason(question: str, sentence: str, cited_text: str) -> NonAnswer | None:
     """Why ``sentence`` does not answer ``question``, or None when it does.
 
     ``cited_text`` is what the sentence cites: an absence the passage itself states ("OS data
@@ -45,11 +68,15 @@ def non_answer_reason(question: str, sentence: str, cited_text: str) -> str | No
     """
     absence = _ABSENCE.search(sentence)
     if absence and not _ABSENCE.search(cited_text):
-        return f"says the information is absent ({absence.group(0)!r})"
+        return NonAnswer(f"says the information is absent ({absence.group(0)!r})")
     asked, said = endpoints(question), endpoints(sentence)
     if asked and said and not asked & said:
         # "What ORR did ivonescimab achieve?" answered with its PFS (seed42).
-        return f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
+        reason = f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
+        return NonAnswer(reason, off_target=True)
+    if _POPULATION_QUESTION.search(question) and not _POPULATION.search(sentence):
+        # "In which patients did ivonescimab improve PFS?" answered with the PFS (seed06).
+        return NonAnswer("the question asks which patients and the sentence names none", True)
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
     given = {n.canonical for n in extract_numbers(question)}
@@ -61,9 +88,9 @@ def non_answer_reason(question: str, sentence: str, cited_text: str) -> str | No
         and not _LABEL_NUMBER.search(sentence[: n.start])
     ]
     if _QUANTITY_QUESTION.search(question) and not quantities:
-        return "the question asks for a quantity and the sentence gives none"
+        return NonAnswer("the question asks for a quantity and the sentence gives none")
     aside = _PARENTHETICAL.sub(" ", sentence)
     new = content_stems(aside) - content_stems(question) - _TRIVIAL
     if not new and not any(n.text in aside for n in quantities):
-        return "restates the question without adding an answer"
+        return NonAnswer("restates the question without adding an answer")
     return None

@@ -76,6 +76,20 @@ _ENDPOINTS = {
 }
 
 
+# "survival" with no qualifier before it is overall survival by convention ("no significant
+# survival advantage", "median survival"); "progression-free survival" is not.
+_QUALIFIED_SURVIVAL = re.compile(
+    r"(?:-free|\bfree|progression|disease|event|relapse|recurrence|metastasis|specific)\s*$"
+)
+
+
+def _names_bare_survival(lowered: str) -> bool:
+    return any(
+        not _QUALIFIED_SURVIVAL.search(lowered[max(0, m.start() - 30) : m.start()])
+        for m in re.finditer(r"\bsurvival\b", lowered)
+    )
+
+
 def endpoints(text: str) -> set[str]:
     """The clinical endpoints a text names (PFS and progression-free survival are one)."""
     padded = f" {text.lower()} "
@@ -260,6 +274,8 @@ class SupportChecker:
         missing: list[str] = []
         for name, forms in _ENDPOINTS.items():
             if any(f in claim for f in forms) and not any(f in lowered_passages for f in forms):
+                if name == "overall survival" and _names_bare_survival(lowered_passages):
+                    continue
                 missing.append(name)
         for word in {m.group(0).lower() for m in _ABSOLUTE.finditer(sentence)}:
             if not re.search(rf"\b{re.escape(word)}\b", lowered_passages):

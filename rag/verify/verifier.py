@@ -41,6 +41,7 @@ class CheckedSentence:
     pruned_citations: list[int] = field(default_factory=list)  # valid but added no support
     original_citations: list[int] = field(default_factory=list)  # as the model wrote them
     non_answer: str | None = None  # why the sentence does not answer the question
+    off_target: bool = False  # it answers another question (see answerness.NonAnswer)
 
     @property
     def quotes(self) -> list[PassageSentence]:
@@ -56,6 +57,11 @@ class Verification:
     @property
     def pruned_citations(self) -> int:
         return sum(len(s.pruned_citations) for s in self.sentences)
+
+    @property
+    def off_target(self) -> bool:
+        """Nothing survived and some sentence answered another question than the one asked."""
+        return not self.kept and any(s.off_target for s in self.sentences)
 
     @property
     def kept(self) -> list[CheckedSentence]:
@@ -86,8 +92,9 @@ class Verifier:
         if question:
             for s in checked:
                 cited = " ".join(passages[n] for n in s.citations)
-                s.non_answer = non_answer_reason(question, s.text, cited)
-                s.dropped = s.dropped or s.non_answer is not None
+                found = non_answer_reason(question, s.text, cited)
+                if found is not None:
+                    s.non_answer, s.off_target, s.dropped = found.reason, found.off_target, True
         return Verification(checked, removed, False)
 
     def _check(self, sentence: AnswerSentence, passages: dict[int, str]) -> CheckedSentence:

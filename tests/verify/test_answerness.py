@@ -36,6 +36,11 @@ PASSAGE = (
             "The median PFS was 7.1 months versus 4.8 months (HR, 0.46).",
         ),
         ("Did ivonescimab prolong overall survival?", "Ivonescimab prolonged PFS."),
+        # The trial's figures where the population was asked for (seed06)
+        (
+            "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?",
+            "The median PFS was 7.1 months for the combination arm versus 4.8 months (HR, 0.46).",
+        ),
     ],
 )
 def test_non_answers_are_named(question: str, sentence: str) -> None:
@@ -43,9 +48,32 @@ def test_non_answers_are_named(question: str, sentence: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "sentence", "off_target"),
+    [
+        # Answers to another question: the passages may still hold this one's answer.
+        ("Did ivonescimab prolong overall survival?", "Ivonescimab prolonged PFS.", True),
+        ("In which patients did drug A work?", "Drug A worked in 12 of 40 cases.", True),
+        # What a model writes when the passages do not answer.
+        ("Which JAK inhibitor was studied?", "A JAK inhibitor was studied in the trial.", False),
+        ("Who funded the study?", "The passages do not mention who funded the study.", False),
+    ],
+)
+def test_off_target_answers_are_told_from_empty_ones(
+    question: str, sentence: str, off_target: bool
+) -> None:
+    found = non_answer_reason(question, sentence, PASSAGE)
+    assert found is not None and found.off_target is off_target
+
+
+@pytest.mark.parametrize(
     ("question", "sentence", "cited"),
     [
         ("Which JAK inhibitor was studied?", "The JAK1 inhibitor itacitinib was studied.", PASSAGE),
+        (
+            "In which patients did ivonescimab plus chemotherapy improve PFS?",
+            "It improved PFS in nonsquamous NSCLC compared with placebo plus chemotherapy.",
+            "",
+        ),
         # The number is the answer, though every word is the question's (seed17).
         (
             "What disease control rate was seen with adenovirus-IL-12 plus atezolizumab?",
@@ -108,7 +136,7 @@ def test_restating_answer_is_dropped_with_its_reason(verifier: Verifier) -> None
     )
     (sentence,) = result.sentences
     assert sentence.dropped and sentence.non_answer
-    assert not result.kept
+    assert not result.kept and not result.off_target  # a restatement earns no second draft
     # Without the question the same sentence is a supported claim: the check is the question's.
     (plain,) = verifier.run(sentence.text + " [2].", PASSAGES).sentences
     assert not plain.dropped and plain.non_answer is None
@@ -124,3 +152,13 @@ def test_wrong_citation_is_moved_to_the_supporting_passage(verifier: Verifier) -
     assert sentence.original_citations == [1]
     assert sentence.citations == [2] and sentence.auto_cited
     assert sentence.verdict == "supported" and not sentence.dropped
+
+
+def test_a_draft_about_another_endpoint_is_off_target(verifier: Verifier) -> None:
+    question = "Did ramucirumab plus pembrolizumab improve progression-free survival?"
+    result = verifier.run(
+        "Overall survival did not differ between the arms (HR, 0.99; P = .46) [1].",
+        PASSAGES,
+        question,
+    )
+    assert not result.kept and result.off_target

@@ -48,3 +48,19 @@ def test_verifier_flags_drops_and_recites(checker: SupportChecker) -> None:
     extra = verifier.run("Median PFS was 7.1 months versus 4.8 months [1][2].", PASSAGES)
     assert extra.sentences[0].citations == [1] and extra.pruned_citations == 1
     assert verifier.run("INSUFFICIENT", PASSAGES).model_abstained
+
+
+def test_unqualified_survival_is_overall_survival(checker: SupportChecker) -> None:
+    # seed51: "no significant survival advantage" backs a sentence about overall survival,
+    # by the convention that unqualified survival is overall survival...
+    verifier = Verifier(checker)
+    (same,) = verifier.run(
+        "No; overall survival did not differ between the arms (HR, 0.99; P = .46) [2].", PASSAGES
+    ).sentences
+    assert same.verdict == "supported", same.support.reasons
+    # ...but progression-free survival never does.
+    (other,) = verifier.run(
+        "Ivonescimab with chemotherapy improved overall survival [1].", PASSAGES
+    ).sentences
+    assert other.verdict == "unsupported"
+    assert "overall survival" in " ".join(other.support.reasons)
