@@ -175,10 +175,17 @@ class Answerer:
         retry = self._retry_reason(response, verification, raw)
         if retry is not None:
             # One more draft under a prompt with a different example, which also says to
-            # answer exactly what was asked; it is verified the same way.
+            # answer exactly what was asked (and, for an off-target draft, with what); it is
+            # verified the same way.
             yield StreamEvent("retry", {"reason": retry})
             t_retry = time.perf_counter()
-            messages = build_messages(query, passages, system=ALTERNATE_SYSTEM_PROMPT)
+            hint = verification.hint if retry == OFF_TARGET_REASON else None
+            messages = build_messages(
+                query,
+                passages,
+                system=ALTERNATE_SYSTEM_PROMPT,
+                instruction=f"{hint}\nAnswer:" if hint else None,
+            )
             raw, _, _ = yield from self._draft(generator, messages)
             response, _ = self._verified(base, raw, passages, query)
             response.retried = True

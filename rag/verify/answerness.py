@@ -58,6 +58,7 @@ class NonAnswer:
     # asked for): the passages may still hold this one's answer, so a second draft is worth it.
     # A restatement or a reported absence is what a model writes when they do not.
     off_target: bool = False
+    hint: str | None = None  # what the second draft is told to answer with
 
 
 def non_answer_reason(question: str, sentence: str, cited_text: str) -> NonAnswer | None:
@@ -73,10 +74,17 @@ def non_answer_reason(question: str, sentence: str, cited_text: str) -> NonAnswe
     if asked and said and not asked & said:
         # "What ORR did ivonescimab achieve?" answered with its PFS (seed42).
         reason = f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
-        return NonAnswer(reason, off_target=True)
+        hint = f"Answer about {' and '.join(sorted(asked))}."
+        return NonAnswer(reason, off_target=True, hint=hint)
     if _POPULATION_QUESTION.search(question) and not _POPULATION.search(sentence):
         # "In which patients did ivonescimab improve PFS?" answered with the PFS (seed06).
-        return NonAnswer("the question asks which patients and the sentence names none", True)
+        # The hint measured on seed06: the 1.5B restated the question under the second prompt
+        # alone and named the population with it.
+        return NonAnswer(
+            "the question asks which patients and the sentence names none",
+            off_target=True,
+            hint="Answer with the patients (who they were).",
+        )
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
     given = {n.canonical for n in extract_numbers(question)}

@@ -42,6 +42,7 @@ class CheckedSentence:
     original_citations: list[int] = field(default_factory=list)  # as the model wrote them
     non_answer: str | None = None  # why the sentence does not answer the question
     off_target: bool = False  # it answers another question (see answerness.NonAnswer)
+    hint: str | None = None  # what a second draft should answer with
 
     @property
     def quotes(self) -> list[PassageSentence]:
@@ -62,6 +63,11 @@ class Verification:
     def off_target(self) -> bool:
         """Nothing survived and some sentence answered another question than the one asked."""
         return not self.kept and any(s.off_target for s in self.sentences)
+
+    @property
+    def hint(self) -> str | None:
+        """What a second draft should answer with, from the first off-target sentence."""
+        return next((s.hint for s in self.sentences if s.off_target and s.hint), None)
 
     @property
     def kept(self) -> list[CheckedSentence]:
@@ -94,7 +100,8 @@ class Verifier:
                 cited = " ".join(passages[n] for n in s.citations)
                 found = non_answer_reason(question, s.text, cited)
                 if found is not None:
-                    s.non_answer, s.off_target, s.dropped = found.reason, found.off_target, True
+                    s.non_answer, s.off_target, s.hint = found.reason, found.off_target, found.hint
+                    s.dropped = True
         return Verification(checked, removed, False)
 
     def _check(self, sentence: AnswerSentence, passages: dict[int, str]) -> CheckedSentence:

@@ -63,6 +63,8 @@ def test_off_target_answers_are_told_from_empty_ones(
 ) -> None:
     found = non_answer_reason(question, sentence, PASSAGE)
     assert found is not None and found.off_target is off_target
+    # An off-target draft's second draft is told what to answer with.
+    assert (found.hint is not None) is off_target
 
 
 @pytest.mark.parametrize(
@@ -162,3 +164,4 @@ def test_a_draft_about_another_endpoint_is_off_target(verifier: Verifier) -> Non
         question,
     )
     assert not result.kept and result.off_target
+    assert result.hint == "Answer about progression-free survival."
