@@ -117,11 +117,16 @@ class LocalGenerator:
                     f"kernels, which this torch ({torch.__version__}) lacks; set "
                     "generate.decode_weights=bfloat16"
                 )
-            gguf = None
-            if settings.decode_weights == "gguf" and isinstance(self._source, PackagedModel):
-                gguf = self._source.artifact.path(settings.cache_dir)
+            gguf = kept = None
+            if isinstance(self._source, PackagedModel):  # our own converted folder: keep them
+                kept = self.model_dir / f"decode-{settings.decode_weights}.safetensors"
+                if settings.decode_weights == "gguf":
+                    gguf = self._source.artifact.path(settings.cache_dir)
             self.decode_layers = add_decode_weights(
-                model, gguf_path=gguf, index_file=self.model_dir / "gguf-q4k.json"
+                model,
+                gguf_path=gguf,
+                index_file=self.model_dir / "gguf-q4k.json",
+                cache_file=kept,
             )
         self._model = model.eval()
         self._torch = torch

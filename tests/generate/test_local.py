@@ -220,6 +220,52 @@ def test_decode_copies_serve_single_rows_and_leave_prompts_in_bfloat16() -> None
     assert (got - want).norm() / want.norm() < 0.03
 
 
+def _tiny_bfloat16_model():
+    import torch
+
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False))
+    return layers.to(torch.bfloat16)
+
+
+def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplog) -> None:
+    import torch
+
+    import rag.generate.decode_weights as dw
+
+    kept = tmp_path / "decode-int8.safetensors"
+    first = _tiny_bfloat16_model()
+    assert add_decode_weights(first, cache_file=kept) == {"int4": 0, "int8": 2}
+    assert kept.is_file()
+    built = kept.stat().st_mtime_ns
+
+    def no_rebuild(weight):
+        raise AssertionError("rebuilt although the copies were kept")
+
+    with monkeypatch.context() as m:
+        m.setattr(dw, "_int8_copy", no_rebuild)
+        second = _tiny_bfloat16_model()
+        assert add_decode_weights(second, cache_file=kept) == {"int4": 0, "int8": 2}
+    assert kept.stat().st_mtime_ns == built  # read, not rewritten
+    step = torch.randn(1, 1, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        assert torch.equal(first(step), second(step))
+        assert torch.equal(first[0].qweight, second[0].qweight)
+
+    # Copies built under another torch (its int4 packing may differ) are rebuilt, not trusted.
+    monkeypatch.setattr(torch, "__version__", "0.0.0-other")
+    third = _tiny_bfloat16_model()
+    assert add_decode_weights(third, cache_file=kept) == {"int4": 0, "int8": 2}
+    assert kept.stat().st_mtime_ns != built
+    # A torn file is reported and rebuilt.
+    kept.write_bytes(kept.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        add_decode_weights(_tiny_bfloat16_model(), cache_file=kept)
+    assert "cannot read decode weights" in caplog.text
+    with torch.inference_mode():
+        assert torch.equal(third(step), first(step))
+
+
 @pytest.mark.slow
 def test_q4k_blocks_unpack_to_what_gguf_dequantizes(converted: Path, tmp_path: Path) -> None:
     import numpy as np
