@@ -5,8 +5,9 @@ Works on text alone (answer + passages), so it checks answers from any Generator
 - a sentence without citations, or whose cited passages do not support it, is checked against
   every passage and, if one supports it, that passage is cited instead (marked ``auto_cited``;
   small models often cite the neighbour of the passage they copied from);
-- a sentence that does not answer the question (restates it, or reports an absence the
-  passage does not state) is dropped with its reason: see ``answerness``;
+- a sentence that does not answer the question (restates it, reports an absence the passage
+  does not state, or answers another question) is dropped with its reason: see
+  ``answerness``; a draft left empty by the last kind is ``off_target`` and earns a second one;
 - each sentence gets a verdict from the SupportChecker; unsupported sentences are dropped
   (``answer.drop_unsupported``) or kept but flagged — never shown as supported;
 - every number must be traced to a cited passage (a hard failure otherwise).
