@@ -157,11 +157,8 @@ def test_wrong_citation_is_moved_to_the_supporting_passage(verifier: Verifier) -
 
 
 def test_a_draft_about_another_endpoint_is_off_target(verifier: Verifier) -> None:
-    question = "Did ramucirumab plus pembrolizumab improve progression-free survival?"
-    result = verifier.run(
-        "Overall survival did not differ between the arms (HR, 0.99; P = .46) [1].",
-        PASSAGES,
-        question,
-    )
+    asked = "Did ramucirumab plus pembrolizumab improve progression-free survival?"
+    draft = "Overall survival did not differ between the arms (HR, 0.99; P = .46) [1]."
+    result = verifier.run(draft, PASSAGES, asked)
     assert not result.kept and result.off_target
     assert result.hint == "Answer about progression-free survival."
