@@ -77,9 +77,11 @@ _ENDPOINTS = {
 
 
 # "survival" with no qualifier before it is overall survival by convention ("no significant
-# survival advantage", "median survival"); "progression-free survival" is not.
+# survival advantage", "median survival"); "progression-free survival" is not, nor is the
+# survival of cells or grafts.
 _QUALIFIED_SURVIVAL = re.compile(
-    r"(?:-free|\bfree|progression|disease|event|relapse|recurrence|metastasis|specific)\s*$"
+    r"(?:-free|\bfree|progression|disease|event|relapse|recurrence|metastasis|specific|"
+    r"cells?|graft|clonogenic)\s*$"
 )
 
 

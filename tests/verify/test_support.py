@@ -64,3 +64,6 @@ def test_unqualified_survival_is_overall_survival(checker: SupportChecker) -> No
     ).sentences
     assert other.verdict == "unsupported"
     assert "overall survival" in " ".join(other.support.reasons)
+    cells = {1: "Itacitinib reduced tumor cell survival in vitro."}
+    (lab,) = verifier.run("Itacitinib reduced overall survival [1].", cells).sentences
+    assert "overall survival" in " ".join(lab.support.reasons)
