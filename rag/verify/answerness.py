@@ -61,11 +61,14 @@ class NonAnswer:
     hint: str | None = None  # what the second draft is told to answer with
 
 
-def non_answer_reason(question: str, sentence: str, cited_text: str) -> NonAnswer | None:
+def non_answer_reason(
+    question: str, sentence: str, cited_text: str, *, answer: str = ""
+) -> NonAnswer | None:
     """Why ``sentence`` does not answer ``question``, or None when it does.
 
     ``cited_text`` is what the sentence cites: an absence the passage itself states ("OS data
-    were not yet reported") is a finding, not a non-answer.
+    were not yet reported") is a finding, not a non-answer. ``answer``, the whole answer's
+    supported sentences, names the population for all of them when one sentence does.
     """
     absence = _ABSENCE.search(sentence)
     if absence and not _ABSENCE.search(cited_text):
@@ -76,7 +79,7 @@ def non_answer_reason(question: str, sentence: str, cited_text: str) -> NonAnswe
         reason = f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
         hint = f"Answer about {' and '.join(sorted(asked))}."
         return NonAnswer(reason, off_target=True, hint=hint)
-    if _POPULATION_QUESTION.search(question) and not _POPULATION.search(sentence):
+    if _POPULATION_QUESTION.search(question) and not _POPULATION.search(f"{sentence} {answer}"):
         # "In which patients did ivonescimab improve PFS?" answered with the PFS (seed06).
         # The hint measured on seed06: the 1.5B restated the question under the second prompt
         # alone and named the population with it.

@@ -97,9 +97,12 @@ class Verifier:
         removed = sum(len(s.invalid) for s in parsed)
         checked = [self._check(s, passages) for s in parsed]
         if question:
+            # What the rest of the answer says counts: after "It improved PFS in nonsquamous
+            # NSCLC [1]." the trial's figures are context, not an answer that names no one.
+            shown = " ".join(s.text for s in checked if not s.dropped)
             for s in checked:
                 cited = " ".join(passages[n] for n in s.citations)
-                found = non_answer_reason(question, s.text, cited)
+                found = non_answer_reason(question, s.text, cited, answer=shown)
                 if found is not None:
                     s.non_answer, s.off_target, s.hint = found.reason, found.off_target, found.hint
                     s.dropped = True

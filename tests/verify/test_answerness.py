@@ -162,3 +162,20 @@ def test_a_draft_about_another_endpoint_is_off_target(verifier: Verifier) -> Non
     result = verifier.run(draft, PASSAGES, asked)
     assert not result.kept and result.off_target
     assert result.hint == "Answer about progression-free survival."
+
+
+def test_figures_after_the_population_are_kept(verifier: Verifier) -> None:
+    # seed06's second draft: the population first, then the trial's figures.
+    passages = {
+        1: "HARMONi-A showed that ivonescimab with chemotherapy improved progression-free "
+        "survival (PFS) in nonsquamous NSCLC patients. The median PFS was 7.1 months versus "
+        "4.8 months (HR, 0.46; P < .001)."
+    }
+    asked = "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?"
+    figures = "The median PFS was 7.1 months versus 4.8 months (HR, 0.46; P < .001) [1]."
+    both = verifier.run(
+        f"It improved PFS in nonsquamous NSCLC patients [1]. {figures}", passages, asked
+    )
+    assert len(both.kept) == 2
+    alone = verifier.run(figures, passages, asked)
+    assert not alone.kept and alone.off_target
