@@ -83,12 +83,11 @@ def q4k_tensors(gguf_path: Path, index_file: Path | None = None) -> dict[str, Q4
         cols, rows = (int(x) for x in tensor.shape)  # GGUF lists the fastest dimension first
         found[name] = Q4KTensor(int(tensor.data_offset), int(tensor.n_bytes), rows, cols)
     if index_file is not None:
+        from rag.store.index import write_json_atomic
+
         table = {k: [t.offset, t.n_bytes, t.rows, t.cols] for k, t in found.items()}
-        payload = {"size": gguf_path.stat().st_size, "tensors": table}
-        tmp = index_file.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(payload))
-            tmp.replace(index_file)
+            write_json_atomic(index_file, {"size": gguf_path.stat().st_size, "tensors": table})
         except OSError as exc:  # a read-only cache costs the next start 11 s, nothing else
             log.warning("cannot keep the GGUF tensor table in %s: %s", index_file, exc)
     return found
@@ -203,6 +202,7 @@ def _write_cache(path: Path, key: str, tensors: dict[str, Any], forms: dict[str,
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata={"key": key, "forms": json.dumps(forms)})
+        tmp.chmod(0o644)  # like the converted model beside it: the cache may be shared
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs the rebuild on each start, nothing else
         log.warning("cannot keep decode weights in %s: %s", path, exc)
