@@ -11,6 +11,10 @@ Two compact forms:
   ``torch._weight_int4pack_mm_for_cpu`` (each 32-weight sub-block keeps its scale and minimum,
   so this is the model as it was shipped, not a second quantization);
 - ``int8``: per-output-channel int8 of the bfloat16 weight, for every other layer.
+
+Prompts multiply by the bfloat16 weight held input-major (transposed once, kept with the decode
+copies): oneDNN's bfloat16 matmul ran the MLP's 8960 x 1536 projections 20-34 % faster from
+that layout, and whole prompts prefilled 6-16 % faster (alternated A/B, same outputs).
 """
 
 from __future__ import annotations
@@ -124,12 +128,14 @@ def add_decode_weights(
     index_file: Path | None = None,
     cache_file: Path | None = None,
 ) -> dict[str, int]:
-    """Give every bfloat16 linear layer a compact copy for decode steps; counts per form.
+    """Give every bfloat16 linear layer a compact copy for decode steps, and every one but the
+    output head its prompt weight held input-major; counts per decode form.
 
     With ``gguf_path``, layers stored as Q4_K there get those 4-bit blocks; a layer whose
     blocks do not reproduce its bfloat16 weight (a naming or layout mismatch) gets int8.
     With ``cache_file``, the copies are kept there and read back on later starts: building
-    them (reading the GGUF blocks, repacking, quantizing) took 7 s of a 10 s 1.5B load.
+    them (reading the GGUF blocks, repacking, quantizing) took 7 s of a 10 s 1.5B load,
+    transposing another 5 s.
     """
     import torch
 
@@ -140,14 +146,18 @@ def add_decode_weights(
     counts = {"int4": 0, "int8": 0}
     built: dict[str, Any] = {}
     forms: dict[str, str] = {}
+    # The output head only ever sees the last position (``logits_to_keep=1``): no prompt layout.
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             if type(child) is not torch.nn.Linear or child.weight.dtype != torch.bfloat16:
                 continue
             full = f"{name}.{child_name}" if name else child_name
+            prompt_weight = None
             if cached is not None and full in cached[1]:
                 tensors, known = cached
                 form, qweight, scales = known[full], tensors[f"{full}.q"], tensors[f"{full}.s"]
+                prompt_weight = tensors.get(f"{full}.t")
             else:
                 packed = None
                 if int4_ok and gguf_path is not None:
@@ -157,8 +167,13 @@ def add_decode_weights(
                         packed = _int4_from_q4k(child, q4k[full], gguf_path)
                 form = "int4" if packed else "int8"
                 qweight, scales = packed or _int8_copy(child.weight.detach())
-            setattr(module, child_name, _decode_linear_class()(child, qweight, scales, form))
+            if child is not head and prompt_weight is None:
+                prompt_weight = _input_major(child.weight.detach())
+            layer = _decode_linear_class()(child, qweight, scales, form, prompt_weight)
+            setattr(module, child_name, layer)
             built[f"{full}.q"], built[f"{full}.s"] = qweight, scales
+            if prompt_weight is not None:
+                built[f"{full}.t"] = prompt_weight
             forms[full] = form
             counts[form] += 1
     if cache_file is not None and (cached is None or set(cached[1]) != set(forms)):
@@ -169,7 +184,7 @@ def add_decode_weights(
 def _cache_key(torch_version: str, gguf_path: Path | None) -> str:
     """What the kept copies depend on: torch's int4 packing and the GGUF they came from."""
     gguf = gguf_path.stat().st_size if gguf_path is not None and gguf_path.is_file() else None
-    return json.dumps({"format": 1, "torch": torch_version, "gguf_bytes": gguf}, sort_keys=True)
+    return json.dumps({"format": 2, "torch": torch_version, "gguf_bytes": gguf}, sort_keys=True)
 
 
 def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] | None:
@@ -184,9 +199,14 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] |
         if meta.get("key") != key:
             log.info("decode weights in %s were built for another setup; rebuilding", path)
             return None
-        # Copied out of the file's mapping: decode steps stream these weights, and the
+        # Decode copies are copied out of the file's mapping: decode steps stream them, and the
         # mapped pages were measured slower (first step 127 vs 107 ms, then ~2 % behind).
-        tensors = {name: t.clone() for name, t in load_file(str(path)).items()}
+        # Prompt weights stay mapped, as the model's own weights do: copying 2.6 GB more made
+        # a cold start 9 s slower, and compute-bound prefill does not feel the mapping.
+        tensors = {
+            name: t if name.endswith(".t") else t.clone()
+            for name, t in load_file(str(path)).items()
+        }
         return tensors, json.loads(meta["forms"])
     except Exception as exc:  # a torn or foreign file is rebuilt, never trusted
         log.warning("cannot read decode weights from %s (%s); rebuilding", path, exc)
@@ -207,6 +227,17 @@ def _write_cache(path: Path, key: str, tensors: dict[str, Any], forms: dict[str,
     except OSError as exc:  # a read-only cache costs the rebuild on each start, nothing else
         log.warning("cannot keep decode weights in %s: %s", path, exc)
         tmp.unlink(missing_ok=True)
+
+
+def _input_major(weight: Any) -> Any:
+    """``weight`` transposed into contiguous memory, in row blocks that stay in cache (2x
+    faster than ``weight.t().contiguous()``; 23 vs 11 ms for an 8960 x 1536 matrix)."""
+    import torch
+
+    out = torch.empty(weight.shape[1], weight.shape[0], dtype=weight.dtype)
+    for i in range(0, weight.shape[0], 256):
+        out[:, i : i + 256] = weight[i : i + 256].t()
+    return out
 
 
 def _int8_copy(weight: Any) -> tuple[Any, Any]:
@@ -266,10 +297,17 @@ def _decode_linear_class() -> type:
 
     class DecodeLinear(torch.nn.Module):
         def __init__(
-            self, linear: torch.nn.Linear, qweight: torch.Tensor, scales: torch.Tensor, form: str
+            self,
+            linear: torch.nn.Linear,
+            qweight: torch.Tensor,
+            scales: torch.Tensor,
+            form: str,
+            prompt_weight: torch.Tensor | None = None,
         ) -> None:
             super().__init__()
             self.weight, self.bias = linear.weight, linear.bias
+            if prompt_weight is not None:  # input-major storage, seen as the usual out x in
+                self.weight = torch.nn.Parameter(prompt_weight.t(), requires_grad=False)
             self.int4 = form == "int4"
             self.register_buffer("qweight", qweight, persistent=False)
             self.register_buffer("scales", scales, persistent=False)

@@ -210,6 +210,8 @@ def test_decode_copies_serve_single_rows_and_leave_prompts_in_bfloat16() -> None
         ref.load_state_dict(layer.state_dict())
     reference_model = torch.nn.Sequential(*reference).to(torch.bfloat16)
     assert add_decode_weights(model) == {"int4": 0, "int8": 2}
+    for layer, ref in zip(model, reference_model, strict=True):  # held input-major for prompts
+        assert layer.weight.t().is_contiguous() and torch.equal(layer.weight, ref.weight)
     with torch.inference_mode():
         prompt = torch.randn(DECODE_ROWS + 1, 64, dtype=torch.bfloat16)
         assert torch.equal(model(prompt), reference_model(prompt))  # bfloat16 weights
@@ -223,9 +225,22 @@ def test_decode_copies_serve_single_rows_and_leave_prompts_in_bfloat16() -> None
 def _tiny_bfloat16_model():
     import torch
 
+    class WithHead(torch.nn.Sequential):
+        def get_output_embeddings(self) -> torch.nn.Module:
+            return self[1]
+
     torch.manual_seed(0)
-    layers = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False))
+    layers = WithHead(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False))
     return layers.to(torch.bfloat16)
+
+
+def test_the_output_head_keeps_its_layout() -> None:
+    """It only ever sees the last position, so a transposed copy would be memory for nothing."""
+    model = _tiny_bfloat16_model()
+    head = model[1].weight
+    add_decode_weights(model)
+    assert model[1].weight is head and model[1].weight.is_contiguous()
+    assert model[0].weight.t().is_contiguous()
 
 
 def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplog) -> None:
@@ -244,6 +259,7 @@ def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplo
 
     with monkeypatch.context() as m:
         m.setattr(dw, "_int8_copy", no_rebuild)
+        m.setattr(dw, "_input_major", no_rebuild)
         second = _tiny_bfloat16_model()
         assert add_decode_weights(second, cache_file=kept) == {"int4": 0, "int8": 2}
     assert kept.stat().st_mtime_ns == built  # read, not rewritten
@@ -251,6 +267,9 @@ def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplo
     with torch.inference_mode():
         assert torch.equal(first(step), second(step))
         assert torch.equal(first[0].qweight, second[0].qweight)
+        prompt = torch.randn(DECODE_ROWS + 1, 64, dtype=torch.bfloat16)
+        assert torch.equal(first(prompt), second(prompt))
+    assert second[0].weight.t().is_contiguous()
 
     # Copies built under another torch (its int4 packing may differ) are rebuilt, not trusted.
     monkeypatch.setattr(torch, "__version__", "0.0.0-other")
