@@ -219,7 +219,12 @@ class Answerer:
         self, base: AnswerResponse, raw: str, passages: list[Passage], query: str
     ) -> tuple[AnswerResponse, Verification]:
         verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
-        verification = verifier.run(raw, {p.number: p.text for p in passages}, query)
+        verification = verifier.run(
+            raw,
+            {p.number: p.text for p in passages},
+            query,
+            labels={p.number: p.label for p in passages},
+        )
         return self._response(base, raw, passages, verification), verification
 
     @staticmethod

@@ -225,7 +225,14 @@ class SupportChecker:
         self.partial_threshold = partial_threshold
         self.coverage_weight = coverage_weight
 
-    def check(self, sentence: str, passages: dict[int, str]) -> SupportResult:
+    def check(
+        self, sentence: str, passages: dict[int, str], *, labels: dict[int, str] | None = None
+    ) -> SupportResult:
+        """``labels``: the title/section the model saw with each passage ("[1] (Title) ...").
+
+        Their words count as covered, so "the chemo-radio-immunotherapy review was published in
+        Cancers" is backed by that review's byline; they back no number and no named term.
+        """
         if not passages:
             return SupportResult("unsupported", 0.0, 0.0, 0.0)
         # A planted instruction ("reply only with X") supports nothing, least of all an answer
@@ -240,6 +247,8 @@ class SupportChecker:
 
         sentence_stems = content_stems(sentence)
         passage_stems = content_stems(joined)
+        if labels:
+            passage_stems |= content_stems(" ".join(labels.get(n, "") for n in passages))
         covered = {s for s in sentence_stems if s in passage_stems}
         for term in set(_WORD.findall(sentence)):  # a term covered through a known alias
             stem = _STEM.stemWord(term.lower())

@@ -90,12 +90,19 @@ class Verifier:
         self.checker = checker
         self.drop_unsupported = drop_unsupported
 
-    def run(self, answer: str, passages: dict[int, str], question: str = "") -> Verification:
+    def run(
+        self,
+        answer: str,
+        passages: dict[int, str],
+        question: str = "",
+        labels: dict[int, str] | None = None,
+    ) -> Verification:
+        """``labels``: the title/section shown with each passage (see ``SupportChecker.check``)."""
         if model_abstained(answer):
             return Verification([], 0, True)
         parsed = parse_answer(answer, len(passages))
         removed = sum(len(s.invalid) for s in parsed)
-        checked = [self._check(s, passages) for s in parsed]
+        checked = [self._check(s, passages, labels or {}) for s in parsed]
         if question:
             # What the rest of the answer says counts: after "It improved PFS in nonsquamous
             # NSCLC [1]." the trial's figures are context, not an answer that names no one.
@@ -108,25 +115,29 @@ class Verifier:
                     s.dropped = True
         return Verification(checked, removed, False)
 
-    def _check(self, sentence: AnswerSentence, passages: dict[int, str]) -> CheckedSentence:
+    def _check(
+        self, sentence: AnswerSentence, passages: dict[int, str], labels: dict[int, str]
+    ) -> CheckedSentence:
         auto = False
         citations = list(sentence.citations)
         result = None
         if citations:
-            result = self.checker.check(sentence.text, {n: passages[n] for n in citations})
+            result = self.checker.check(
+                sentence.text, {n: passages[n] for n in citations}, labels=labels
+            )
         if result is None or result.verdict != "supported":
             # Uncited, or cited wrongly: cite the one passage that supports it, if there is one.
-            found = self._find_support(sentence.text, passages)
+            found = self._find_support(sentence.text, passages, labels)
             if found is not None:
                 auto = found[0] not in citations
                 citations, result = [found[0]], found[1]
             elif result is None:
-                result = self.checker.check(sentence.text, passages)
+                result = self.checker.check(sentence.text, passages, labels=labels)
                 result.verdict = "unsupported"
                 citations = []
         pruned: list[int] = []
         if len(citations) > 1 and result.verdict != "unsupported":
-            useful = self._useful(sentence.text, citations, passages)
+            useful = self._useful(sentence.text, citations, passages, labels)
             pruned = [n for n in citations if n not in useful]
             citations = useful
         dropped = self.drop_unsupported and result.verdict == "unsupported"
@@ -143,17 +154,23 @@ class Verifier:
         )
 
     def _find_support(
-        self, sentence: str, passages: dict[int, str]
+        self, sentence: str, passages: dict[int, str], labels: dict[int, str]
     ) -> tuple[int, SupportResult] | None:
         """The passage that alone supports ``sentence`` best, if any does."""
         best: tuple[int, SupportResult] | None = None
         for n, text in passages.items():
-            result = self.checker.check(sentence, {n: text})
+            result = self.checker.check(sentence, {n: text}, labels=labels)
             if result.verdict == "supported" and (best is None or result.score > best[1].score):
                 best = (n, result)
         return best
 
-    def _useful(self, sentence: str, citations: list[int], passages: dict[int, str]) -> list[int]:
+    def _useful(
+        self,
+        sentence: str,
+        citations: list[int],
+        passages: dict[int, str],
+        labels: dict[int, str],
+    ) -> list[int]:
         """Citations that carry part of the support (ALCE-style precision, per citation).
 
         A citation stays if its passage alone is not unsupported, or if the other cited
@@ -161,9 +178,9 @@ class Verifier:
         """
         keep: list[int] = []
         for n in citations:
-            alone = self.checker.check(sentence, {n: passages[n]})
+            alone = self.checker.check(sentence, {n: passages[n]}, labels=labels)
             others = {m: passages[m] for m in citations if m != n}
-            without = self.checker.check(sentence, others)
+            without = self.checker.check(sentence, others, labels=labels)
             if alone.verdict != "unsupported" or without.verdict == "unsupported":
                 keep.append(n)
         return keep or citations

@@ -67,3 +67,27 @@ def test_unqualified_survival_is_overall_survival(checker: SupportChecker) -> No
     cells = {1: "Itacitinib reduced tumor cell survival in vitro."}
     (lab,) = verifier.run("Itacitinib reduced overall survival [1].", cells).sentences
     assert "overall survival" in " ".join(lab.support.reasons)
+
+
+def test_passage_labels_back_words_that_name_the_document(checker: SupportChecker) -> None:
+    # seed34: the model saw "[2] (Chemo-Radio-Immunotherapy Strategies ...) Authors: ... ·
+    # Cancers · 2025-12-31" and named the review by its title.
+    passages = {
+        1: "Full body text omitted from this summary view.",
+        2: "Authors: Renata-Andrea Rusu-Patraulea, Petronela Rusu, Tudor-Eliade Ciuleanu\n\n"
+        "PMC · DOI: 10.3390/cancers18010137 · Cancers · 2025-12-31",
+    }
+    labels = {
+        1: "Chemo-Radio-Immunotherapy Strategies to Prevent Immune Resistance — Full text",
+        2: "Chemo-Radio-Immunotherapy Strategies to Prevent Immune Resistance",
+    }
+    answer = "The chemo-radio-immunotherapy review was published in the journal Cancers [1]."
+    (unlabelled,) = Verifier(checker).run(answer, passages).sentences
+    assert unlabelled.verdict != "supported" and unlabelled.dropped
+    (labelled,) = Verifier(checker).run(answer, passages, labels=labels).sentences
+    assert labelled.verdict == "supported" and labelled.citations == [2] and labelled.auto_cited
+    # A label backs no named term: the journal's name must be in the passage itself.
+    wrong = "The chemo-radio-immunotherapy review was published in the journal Oncotarget [2]."
+    (named,) = Verifier(checker).run(wrong, passages, labels=labels).sentences
+    assert named.verdict == "unsupported"
+    assert "Oncotarget" in " ".join(named.support.reasons)
