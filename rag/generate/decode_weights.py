@@ -184,7 +184,12 @@ def add_decode_weights(
 def _cache_key(torch_version: str, gguf_path: Path | None) -> str:
     """What the kept copies depend on: torch's int4 packing and the GGUF they came from."""
     gguf = gguf_path.stat().st_size if gguf_path is not None and gguf_path.is_file() else None
-    return json.dumps({"format": 2, "torch": torch_version, "gguf_bytes": gguf}, sort_keys=True)
+    return json.dumps({"format": 3, "torch": torch_version, "gguf_bytes": gguf}, sort_keys=True)
+
+
+def _prompt_file(path: Path) -> Path:
+    """Prompt weights live in a file of their own: it stays mapped, the decode file does not."""
+    return path.with_name(f"{path.stem}-prompt{path.suffix}")
 
 
 def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] | None:
@@ -201,12 +206,10 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] |
             return None
         # Decode copies are copied out of the file's mapping: decode steps stream them, and the
         # mapped pages were measured slower (first step 127 vs 107 ms, then ~2 % behind).
-        # Prompt weights stay mapped, as the model's own weights do: copying 2.6 GB more made
-        # a cold start 9 s slower, and compute-bound prefill does not feel the mapping.
-        tensors = {
-            name: t if name.endswith(".t") else t.clone()
-            for name, t in load_file(str(path)).items()
-        }
+        tensors = {name: t.clone() for name, t in load_file(str(path)).items()}
+        # Prompt weights stay mapped, as the model's own weights do: copying them too made a
+        # cold start 9 s slower, and compute-bound prefill does not feel the mapping.
+        tensors |= load_file(str(_prompt_file(path)))
         return tensors, json.loads(meta["forms"])
     except Exception as exc:  # a torn or foreign file is rebuilt, never trusted
         log.warning("cannot read decode weights from %s (%s); rebuilding", path, exc)
@@ -214,19 +217,25 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] |
 
 
 def _write_cache(path: Path, key: str, tensors: dict[str, Any], forms: dict[str, str]) -> None:
-    """Written beside and renamed into place, so a reader never sees half a file."""
+    """Each file written beside and renamed into place, so a reader never sees half a file;
+    the decode file last, as it holds the key a reader trusts."""
     import os
 
     from safetensors.torch import save_file
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata={"key": key, "forms": json.dumps(forms)})
-        tmp.chmod(0o644)  # like the converted model beside it: the cache may be shared
-        os.replace(tmp, path)
-    except OSError as exc:  # a read-only cache costs the rebuild on each start, nothing else
-        log.warning("cannot keep decode weights in %s: %s", path, exc)
-        tmp.unlink(missing_ok=True)
+    prompt = {n: t for n, t in tensors.items() if n.endswith(".t")}
+    decode = {n: t for n, t in tensors.items() if not n.endswith(".t")}
+    meta = {"key": key, "forms": json.dumps(forms)}
+    for target, part in ((_prompt_file(path), prompt), (path, decode)):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            save_file(part, str(tmp), metadata=meta)
+            tmp.chmod(0o644)  # like the converted model beside it: the cache may be shared
+            os.replace(tmp, target)
+        except OSError as exc:  # a read-only cache costs the rebuild on each start, nothing else
+            log.warning("cannot keep decode weights in %s: %s", target, exc)
+            tmp.unlink(missing_ok=True)
+            return
 
 
 def _input_major(weight: Any) -> Any:

@@ -251,7 +251,7 @@ def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplo
     kept = tmp_path / "decode-int8.safetensors"
     first = _tiny_bfloat16_model()
     assert add_decode_weights(first, cache_file=kept) == {"int4": 0, "int8": 2}
-    assert kept.is_file()
+    assert kept.is_file() and (tmp_path / "decode-int8-prompt.safetensors").is_file()
     built = kept.stat().st_mtime_ns
 
     def no_rebuild(weight):
@@ -278,6 +278,11 @@ def test_decode_copies_are_kept_and_read_back(tmp_path: Path, monkeypatch, caplo
     assert kept.stat().st_mtime_ns != built
     # A torn file is reported and rebuilt.
     kept.write_bytes(kept.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        add_decode_weights(_tiny_bfloat16_model(), cache_file=kept)
+    assert "cannot read decode weights" in caplog.text
+    caplog.clear()
+    (tmp_path / "decode-int8-prompt.safetensors").unlink()  # half a cache is no cache
     with caplog.at_level("WARNING"):
         add_decode_weights(_tiny_bfloat16_model(), cache_file=kept)
     assert "cannot read decode weights" in caplog.text
