@@ -90,6 +90,23 @@ def test_conversion_writes_safetensors_and_a_stamp_once(converted: Path) -> None
 
 
 @pytest.mark.slow
+def test_prepare_builds_the_files_a_start_keeps(converted: Path, capsys) -> None:
+    from rag.generate.packaged import main
+
+    folder = PACKAGED[NAME].converted_dir(converted)
+    for kept in folder.glob("decode-*.safetensors"):
+        kept.unlink()
+    assert main(["prepare", NAME, "--cache-dir", str(converted), "--convert-only"]) == 0
+    assert not list(folder.glob("decode-*.safetensors"))
+    assert main(["prepare", NAME, "--cache-dir", str(converted)]) == 0
+    kept = sorted(p.name for p in folder.glob("decode-*.safetensors"))
+    assert kept == ["decode-gguf-prompt.safetensors", "decode-gguf.safetensors"]
+    assert (
+        "keeping decode-gguf-prompt.safetensors, decode-gguf.safetensors" in capsys.readouterr().out
+    )
+
+
+@pytest.mark.slow
 def test_loads_from_the_converted_cache_quickly(gen) -> None:
     assert gen.model_dir == PACKAGED[NAME].converted_dir(gen.settings.cache_dir)
     assert gen.load_s < 60
