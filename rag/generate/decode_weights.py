@@ -144,7 +144,8 @@ def add_decode_weights(
     q4k: dict[str, Q4KTensor] | None = None
     int4_ok = hasattr(torch, "_weight_int4pack_mm_for_cpu")
     counts = {"int4": 0, "int8": 0}
-    built: dict[str, Any] = {}
+    built: dict[str, Any] = {}  # decode copies, by layer name + ".q"/".s"
+    prompt: dict[str, Any] = {}  # input-major prompt weights, by layer name + ".t"
     forms: dict[str, str] = {}
     # The output head only ever sees the last position (``logits_to_keep=1``): no prompt layout.
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -173,11 +174,11 @@ def add_decode_weights(
             setattr(module, child_name, layer)
             built[f"{full}.q"], built[f"{full}.s"] = qweight, scales
             if prompt_weight is not None:
-                built[f"{full}.t"] = prompt_weight
+                prompt[f"{full}.t"] = prompt_weight
             forms[full] = form
             counts[form] += 1
     if cache_file is not None and (cached is None or set(cached[1]) != set(forms)):
-        _write_cache(cache_file, key, built, forms)
+        _write_cache(cache_file, key, built, prompt, forms)
     return counts
 
 
@@ -216,15 +217,19 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, str]] |
         return None
 
 
-def _write_cache(path: Path, key: str, tensors: dict[str, Any], forms: dict[str, str]) -> None:
+def _write_cache(
+    path: Path,
+    key: str,
+    decode: dict[str, Any],
+    prompt: dict[str, Any],
+    forms: dict[str, str],
+) -> None:
     """Each file written beside and renamed into place, so a reader never sees half a file;
     the decode file last, as it holds the key a reader trusts."""
     import os
 
     from safetensors.torch import save_file
 
-    prompt = {n: t for n, t in tensors.items() if n.endswith(".t")}
-    decode = {n: t for n, t in tensors.items() if not n.endswith(".t")}
     meta = {"key": key, "forms": json.dumps(forms)}
     for target, part in ((_prompt_file(path), prompt), (path, decode)):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
