@@ -23,6 +23,30 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16).
+
+    Without it torch emulates bfloat16 matmuls: on a 2-core AVX2 EPYC a 600-row prefill matmul
+    ran at 19 GFLOP/s in bfloat16 against 107 in float32 (and a 1.5B answer took 13 minutes
+    instead of 77 s), so ``dtype = "auto"`` picks float32 there.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    words = set(flags.split())
+    return bool(words & {"amx_bf16", "avx512_bf16"}) or (
+        "bf16" in words and os.uname().machine in ("aarch64", "arm64")
+    )
+
+
+def compute_dtype(setting: str) -> str:
+    """``auto`` resolved for this CPU: bfloat16 where it is native, float32 elsewhere."""
+    if setting != "auto":
+        return setting
+    return "bfloat16" if native_bfloat16() else "float32"
+
+
 def cache_root(override: Path | None = None) -> Path:
     """Where converted/assembled models live: $RAG_CACHE_DIR or ~/.cache/onco-rag."""
     if override is not None:

@@ -13,6 +13,7 @@ from rag.errors import ModelUnavailableError
 from rag.models import (
     SplitArtifact,
     cache_root,
+    compute_dtype,
     distribution_file,
     extract_zip_once,
     fingerprint_dir,
@@ -75,7 +76,8 @@ class SentenceTransformerEmbedder:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         keep_freed_memory()
-        kwargs = {"torch_dtype": torch.bfloat16} if settings.dtype == "bfloat16" else {}
+        self.dtype = compute_dtype(settings.dtype)
+        kwargs = {"torch_dtype": torch.bfloat16} if self.dtype == "bfloat16" else {}
         try:
             self._model = SentenceTransformer(
                 str(self.model_dir), device="cpu", model_kwargs=kwargs, local_files_only=True

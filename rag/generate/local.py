@@ -24,7 +24,7 @@ from rag.errors import ConfigError, GenerationError, ModelUnavailableError
 from rag.generate import GenerationStats, Message, scan_stops
 from rag.generate.decode_weights import add_decode_weights
 from rag.generate.packaged import PackagedModel, prepare_model, resolve_model
-from rag.models import fingerprint_dir, keep_freed_memory
+from rag.models import compute_dtype, fingerprint_dir, keep_freed_memory
 from rag.settings import GenerateSettings
 
 MIN_CHUNK = 64  # a message boundary splits prefill only after this many tokens
@@ -74,8 +74,8 @@ class LocalGenerator:
 
         self.settings = settings
         self.name = settings.model
-        self.dtype = settings.dtype
-        if settings.dtype == "int8" and not _has_dynamic_int8():
+        self.dtype = compute_dtype(settings.dtype)
+        if self.dtype == "int8" and not _has_dynamic_int8():
             raise ConfigError(
                 "generate.dtype=int8 needs torch.ao.quantization.quantize_dynamic, which this "
                 f"torch ({torch.__version__}) lacks; use generate.dtype=bfloat16"
@@ -85,7 +85,7 @@ class LocalGenerator:
         self._source = resolve_model(settings.model)
         started = time.perf_counter()
         self.model_dir: Path = prepare_model(settings.model, settings.cache_dir)
-        load_dtype = torch.bfloat16 if settings.dtype == "bfloat16" else torch.float32
+        load_dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 str(self.model_dir), dtype=load_dtype, local_files_only=True
@@ -108,9 +108,9 @@ class LocalGenerator:
             )
         self.n_params = sum(p.numel() for p in model.parameters())
         self.decode_layers = {"int4": 0, "int8": 0}
-        if settings.dtype == "int8":
+        if self.dtype == "int8":
             model = _quantize_int8(model)
-        elif settings.dtype == "bfloat16" and settings.decode_weights != "bfloat16":
+        elif settings.decode_weights != "bfloat16":
             if not hasattr(torch, "_weight_int8pack_mm"):
                 raise ConfigError(
                     f"generate.decode_weights={settings.decode_weights} needs torch's int8 "
@@ -118,8 +118,12 @@ class LocalGenerator:
                     "generate.decode_weights=bfloat16"
                 )
             gguf = kept = None
+            # bfloat16 prompts read input-major copies (kept beside the decode copies); float32
+            # prompts read the model's own weights, so the two keep files of their own.
+            prompt_layout = self.dtype == "bfloat16"
             if isinstance(self._source, PackagedModel):  # our own converted folder: keep them
-                kept = self.model_dir / f"decode-{settings.decode_weights}.safetensors"
+                suffix = "" if prompt_layout else "-f32"
+                kept = self.model_dir / f"decode-{settings.decode_weights}{suffix}.safetensors"
                 if settings.decode_weights == "gguf":
                     gguf = self._source.artifact.path(settings.cache_dir)
             self.decode_layers = add_decode_weights(
@@ -127,6 +131,7 @@ class LocalGenerator:
                 gguf_path=gguf,
                 index_file=self.model_dir / "gguf-q4k.json",
                 cache_file=kept,
+                prompt_layout=prompt_layout,
             )
         self._model = model.eval()
         self._torch = torch

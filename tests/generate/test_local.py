@@ -14,9 +14,11 @@ from rag.errors import ModelUnavailableError
 from rag.generate import GenerationStats, generate_text, load_generator
 from rag.generate.decode_weights import DECODE_ROWS, add_decode_weights, q4k_tensors, unpack_q4k
 from rag.generate.packaged import PACKAGED, STAMP, prepare_model
+from rag.models import compute_dtype
 from rag.settings import GenerateSettings
 
 NAME = "qwen2.5-coder-0.5b"
+DTYPE = compute_dtype("auto")
 PFS = [
     {"role": "system", "content": "You are a precise oncology assistant."},
     {
@@ -66,7 +68,8 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gen(converted: Path):
-    return load_generator(GenerateSettings(model=NAME, cache_dir=converted, dtype="bfloat16"))
+    # The dtype a user gets on this CPU: bfloat16 with AMX/AVX512-BF16, float32 without.
+    return load_generator(GenerateSettings(model=NAME, cache_dir=converted, dtype=DTYPE))
 
 
 @pytest.mark.slow
@@ -100,10 +103,14 @@ def test_prepare_builds_the_files_a_start_keeps(converted: Path, capsys) -> None
     assert not list(folder.glob("decode-*.safetensors"))
     assert main(["prepare", NAME, "--cache-dir", str(converted)]) == 0
     kept = sorted(p.name for p in folder.glob("decode-*.safetensors"))
-    assert kept == ["decode-gguf-prompt.safetensors", "decode-gguf.safetensors"]
-    assert (
-        "keeping decode-gguf-prompt.safetensors, decode-gguf.safetensors" in capsys.readouterr().out
-    )
+    # The default dtype follows the CPU: bfloat16 keeps input-major prompt weights beside the
+    # decode copies; float32 (no native bfloat16) prompts with the model's own weights.
+    if compute_dtype("auto") == "bfloat16":
+        expected = ["decode-gguf-prompt.safetensors", "decode-gguf.safetensors"]
+    else:
+        expected = ["decode-gguf-f32.safetensors"]
+    assert kept == expected
+    assert f"keeping {', '.join(expected)}" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -239,6 +246,31 @@ def test_decode_copies_serve_single_rows_and_leave_prompts_in_bfloat16() -> None
     assert (got - want).norm() / want.norm() < 0.03
 
 
+def test_float32_layers_get_decode_copies_and_keep_their_weights() -> None:
+    """On CPUs without native bfloat16 the model stays float32: prompts use its own weights
+    and single rows go through the low-bit kernels in bfloat16, within int8 rounding."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 64))
+    before = [layer.weight.detach().clone() for layer in model]
+    prompt = torch.randn(DECODE_ROWS + 1, 64)
+    expected = model(prompt)
+    counts = add_decode_weights(model, prompt_layout=False)
+    assert counts == {"int4": 0, "int8": 2}
+    for layer, weight in zip(model, before, strict=True):
+        assert torch.equal(layer.weight, weight)  # quantizing must not scale the weight itself
+    with torch.inference_mode():
+        assert torch.equal(model(prompt), expected)
+        step = torch.randn(1, 1, 64)
+        got = model(step)
+    assert got.dtype == torch.float32
+    reference = torch.nn.functional.linear(
+        torch.nn.functional.linear(step, before[0], model[0].bias), before[1], model[1].bias
+    )
+    assert torch.allclose(got, reference, rtol=0.05, atol=0.05)
+
+
 def _tiny_bfloat16_model():
     import torch
 
@@ -341,12 +373,12 @@ def _top_tokens(generator, messages: list[dict[str, str]], forced: list[int] | N
 
 
 @pytest.mark.slow
-def test_compact_decode_weights_follow_the_bfloat16_model(gen, converted: Path) -> None:
+def test_compact_decode_weights_follow_the_plain_model(gen, converted: Path) -> None:
     # The 0.5B GGUF is mostly Q5_0/Q8_0: int8 copies, plus int4 for its few Q4_K layers.
     assert gen.decode_layers["int8"] > 0 and gen.decode_layers["int4"] > 0
     plain = load_generator(
         GenerateSettings(
-            model=NAME, cache_dir=converted, dtype="bfloat16", decode_weights="bfloat16"
+            model=NAME, cache_dir=converted, dtype=DTYPE, decode_weights="bfloat16"
         )
     )
     assert plain.decode_layers == {"int4": 0, "int8": 0}
@@ -361,7 +393,7 @@ def test_compact_decode_weights_follow_the_bfloat16_model(gen, converted: Path) 
         compact = _top_tokens(gen, messages, reference, 40)  # teacher-forced on the reference
         agree += sum(a == b for a, b in zip(compact, reference, strict=True))
         total += len(reference)
-    # A near-tie in bfloat16 may flip a token; a wrong block layout would flip most of them.
+    # A near-tie may flip a token; a wrong block layout would flip most of them.
     assert agree / total >= 0.95
 
 
