@@ -39,10 +39,24 @@ class GoldItem(BaseModel):
     exact_answers: list[str] = Field(
         default_factory=list, description="Accepted short answers/synonyms (exact match, F1)."
     )
+    list_answers: list[list[str]] = Field(
+        default_factory=list,
+        description="For list questions: each expected item with its accepted synonyms.",
+    )
     gold_doc_ids: list[str] = Field(default_factory=list)
     gold_quotes: list[str] = Field(default_factory=list)
     forbidden: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    variant_of: str | None = Field(
+        None,
+        description="The id of the question this item rephrases or twins (an entity swapped "
+        "for one the corpus does not hold); it shares that question's tuning/report half.",
+    )
+
+    @property
+    def group(self) -> str:
+        """What decides the item's half: the question it varies, or itself."""
+        return self.variant_of or self.id
 
     @model_validator(mode="after")
     def _consistent(self) -> GoldItem:
@@ -53,10 +67,17 @@ class GoldItem(BaseModel):
         return self
 
 
-def load_gold(path: Path | str) -> list[GoldItem]:
-    path = Path(path)
+def load_gold(path: Path | str, *more: Path | str) -> list[GoldItem]:
+    """Items of one or more gold files (ids must be unique across them)."""
     items: list[GoldItem] = []
     seen: set[str] = set()
+    for each in (Path(path), *map(Path, more)):
+        items.extend(_read(each, seen))
+    return items
+
+
+def _read(path: Path, seen: set[str]) -> list[GoldItem]:
+    items: list[GoldItem] = []
     for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
