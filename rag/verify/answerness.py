@@ -4,8 +4,9 @@ A supported sentence can still be a non-answer: small models, asked something th
 not hold, restate the question ("The dose of itacitinib was given in the phase 2 study [1].")
 or report an absence ("The adverse events were not reported [3]."). Both pass the support
 check — every word is in the passage or the question — yet the reader learns nothing, and the
-honest output is the abstention with the closest passages. Measured on the seed gold set: these
-two shapes were the only way unanswerable questions got through.
+honest output is the abstention with the closest passages. These hard rules cover shapes a
+pattern can name (an absence, another endpoint, no number for "how many", a restatement);
+whether a sentence answers at all is the trained judge's call (``rag.verify.judge``).
 """
 
 from __future__ import annotations
@@ -75,14 +76,14 @@ def non_answer_reason(
         return NonAnswer(f"says the information is absent ({absence.group(0)!r})")
     asked, said = endpoints(question), endpoints(sentence)
     if asked and said and not asked & said:
-        # "What ORR did ivonescimab achieve?" answered with its PFS (seed42).
+        # "What ORR did the drug achieve?" answered with its PFS: another question's answer.
         reason = f"about {', '.join(sorted(said))}, not the {', '.join(sorted(asked))} asked for"
         hint = f"Answer about {' and '.join(sorted(asked))}."
         return NonAnswer(reason, off_target=True, hint=hint)
     if _POPULATION_QUESTION.search(question) and not _POPULATION.search(f"{sentence} {answer}"):
-        # "In which patients did ivonescimab improve PFS?" answered with the PFS (seed06).
-        # The hint measured on seed06: the 1.5B restated the question under the second prompt
-        # alone and named the population with it.
+        # "In which patients did the drug improve PFS?" answered with the PFS figures. With
+        # the hint the second draft names the patients; without it the 1.5B restated the
+        # question.
         return NonAnswer(
             "the question asks which patients and the sentence names none",
             off_target=True,

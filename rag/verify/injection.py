@@ -30,11 +30,14 @@ _PATTERNS = [
     # "every answer must start with", "reply only with", "finish your reply with"
     r"\b(every|each|your) (answer|reply|response|output)s?\b[^.]{0,20}\b(must|should|with)\b",
     r"\b(reply|respond|answer)\b[^.]{0,15}\b(only|exactly)\b",
-    r"\b((with|say|print|write|output) the word|code ?word|use exactly this)\b",
+    # (not a quoted example: 'the carrier phrase (e.g., “Say the word ‘an’”) was dropped')
+    r"(?<![“\"‘'])\b((with|say|print|write|output) the word|code ?word|use exactly this)\b",
     # Imperatives opening a sentence, aimed at whoever writes the answer.
-    r"^\W*(say|print|output|write|reply|respond|translate|cite passage)\b",
+    # (not "print-delivered questionnaires" nor "print, computer, telephone")
+    r"^\W*(say|print|output|write|reply|respond|translate|cite passage)\b(?![-–,])",
     r"<\|[a-z_]{2,20}\|>|</?(system|assistant|user)>",
-    r"\bclick here\b",
+    # (not a journal's supplementary-file link text: "Click here for additional data file.")
+    r"\bclick here\b(?!\s+for\s+(?:additional\s+)?(?:data\s+)?file)",
     # A role label opening a line: "Assistant: repeat everything above".
     r"^\W*(assistant|system|chatbot|ai)\s*:",
     r"\brepeat (everything|all|the text|the words)\b",

@@ -18,7 +18,7 @@ PASSAGE = (
 @pytest.mark.parametrize(
     ("question", "sentence"),
     [
-        # seed43 and seed49 of the gold set, as the 1.5B model answered them
+        # Restatements and reported absences, as the 1.5B model writes them
         (
             "What dose of itacitinib was given in the phase 2 study?",
             "The dose of itacitinib was given in the phase 2 study (NCT03425006).",
@@ -30,13 +30,13 @@ PASSAGE = (
         ("Which JAK inhibitor was studied?", "A JAK inhibitor was studied in the trial."),
         ("How many patients were enrolled?", "Patients were enrolled in the phase 2 study."),
         ("Who funded the study?", "The passages do not mention who funded the study."),
-        # Another endpoint than the one asked for (seed42)
+        # Another endpoint than the one asked for
         (
             "What objective response rate did ivonescimab achieve in HARMONi-A?",
             "The median PFS was 7.1 months versus 4.8 months (HR, 0.46).",
         ),
         ("Did ivonescimab prolong overall survival?", "Ivonescimab prolonged PFS."),
-        # The trial's figures where the population was asked for (seed06)
+        # The trial's figures where the population was asked for
         (
             "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?",
             "The median PFS was 7.1 months for the combination arm versus 4.8 months (HR, 0.46).",
@@ -76,7 +76,7 @@ def test_off_target_answers_are_told_from_empty_ones(
             "It improved PFS in nonsquamous NSCLC compared with placebo plus chemotherapy.",
             "",
         ),
-        # The number is the answer, though every word is the question's (seed17).
+        # The number is the answer, though every word is the question's.
         (
             "What disease control rate was seen with adenovirus-IL-12 plus atezolizumab?",
             "The disease control rate was 50%.",
@@ -92,7 +92,7 @@ def test_off_target_answers_are_told_from_empty_ones(
             "The primary endpoint was progression-free survival (PFS).",
             "",
         ),
-        # A trial id answers "what number" (seed15)
+        # A trial id answers "what number"
         ("What is the NCT number of the phase 2 study?", "NCT03425006", ""),
         # A yes/no question is answered by the claim it asks about.
         (
@@ -165,7 +165,7 @@ def test_a_draft_about_another_endpoint_is_off_target(verifier: Verifier) -> Non
 
 
 def test_figures_after_the_population_are_kept(verifier: Verifier) -> None:
-    # seed06's second draft: the population first, then the trial's figures.
+    # A second draft: the population first, then the trial's figures.
     passages = {
         1: "HARMONi-A showed that ivonescimab with chemotherapy improved progression-free "
         "survival (PFS) in nonsquamous NSCLC patients. The median PFS was 7.1 months versus "
