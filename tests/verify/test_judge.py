@@ -1,0 +1,73 @@
+"""The shipped answer judge and verdict classifier: small, fingerprinted, and they discriminate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from rag.verify.judge import (
+    ADAPTER_FILE,
+    MANIFEST_FILE,
+    VERDICT_ADAPTER_FILE,
+    VERDICT_MANIFEST_FILE,
+    Judge,
+    VerdictClassifier,
+    judge_dir,
+)
+
+PASSAGE = (
+    "The median PFS was 7.1 months for the combination arm versus 4.8 months for placebo "
+    "(HR, 0.46; P < .001)."
+)
+
+
+@pytest.mark.parametrize(
+    ("adapter", "manifest"),
+    [(ADAPTER_FILE, MANIFEST_FILE), (VERDICT_ADAPTER_FILE, VERDICT_MANIFEST_FILE)],
+)
+def test_artifacts_are_small_and_match_their_recorded_fingerprint(adapter, manifest) -> None:
+    folder = judge_dir()
+    data = (folder / adapter).read_bytes()
+    recorded = json.loads((folder / manifest).read_text())
+    assert len(data) <= 5 * 1024 * 1024
+    assert hashlib.sha256(data).hexdigest() == recorded["adapter_sha256"]
+    assert recorded["command"].startswith("python -m rag.eval.train_judge")
+    assert recorded["recipe"]["base"] == "all-MiniLM-L6-v2"
+
+
+def test_the_judge_separates_support_and_answers() -> None:
+    judge = Judge()
+    for task in ("support", "answer"):
+        assert 0 < judge.threshold(task, "reject") < judge.threshold(task, "accept") < 1
+    stated = judge.supports("Progression-free survival was longer with the combination.", PASSAGE)
+    reversed_ = judge.supports("The combination did not improve PFS over placebo.", PASSAGE)
+    assert stated > 2 * reversed_
+    question = "What was the median progression-free survival with the combination?"
+    answers = judge.answers(
+        question,
+        [
+            "The median PFS was 7.1 months for the combination arm.",
+            "The study enrolled patients at 40 centres in Europe and Asia.",
+        ],
+    )
+    assert answers[0] > answers[1]
+
+
+def test_the_verdict_follows_the_evidence() -> None:
+    classifier = VerdictClassifier()
+    probs = classifier.probabilities(
+        [
+            (
+                "Did drug A improve overall survival?",
+                "Overall survival was longer with drug A than with placebo (HR, 0.62; P < .001).",
+            ),
+            (
+                "Did drug A improve overall survival?",
+                "Overall survival did not differ between drug A and placebo (HR, 0.99; P = .81).",
+            ),
+        ]
+    )
+    assert probs.shape == (2, 3)
+    assert probs[0].argmax() == 0 and probs[1].argmax() == 1  # yes, then no
