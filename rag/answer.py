@@ -10,6 +10,7 @@ passages do not answer, and when verification leaves no supported sentence.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -39,14 +40,20 @@ from rag.schemas import (
     NumberCheck,
     Quote,
     SearchHit,
+    Verdict,
 )
 from rag.settings import AnswerSettings, GenerateSettings
+from rag.text.entities import Cited, Entity, named_entities
 from rag.types import Filters, Hit
 from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
+from rag.verify.answerness import non_answer_reason
+from rag.verify.grounding import Grounding
 from rag.verify.injection import split_question
-from rag.verify.support import content_stems, passage_sentences
+from rag.verify.judge import VERDICT_LABELS, Judge, VerdictClassifier
+from rag.verify.support import PassageSentence, content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
+_CONTEXT_CHARS = 2000  # document text read before a passage, for what it continues
 RETRY_REASON = "the draft repeated the prompt's worked example; writing a second draft"
 OFF_TARGET_REASON = "the draft answered another question than the one asked; writing a second draft"
 _ASKS_FOR_REFERENCES = re.compile(
@@ -59,6 +66,12 @@ _NAMED_KIND = re.compile(
     r"\bthe\s+(?:[\w-]+\s+){0,3}?(review|case report|news (?:piece|article|story|report))\b",
     re.I,
 )
+# A question answered by yes or no, and a draft's own leading verdict ("No; overall ...").
+_YES_NO = re.compile(
+    r"^\W*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should|may|might)\b",
+    re.I,
+)
+_LEADING_VERDICT = re.compile(r"^\s*(yes|no)\b[\s,;:.—–-]*", re.I)
 _REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
 # "doi:10.1200/...", "2024;42(suppl 16):8508", "Zhang L, Feng W, Zhao Y, et al. Ivonescimab"
 _CITATION_MARK = re.compile(
@@ -94,6 +107,9 @@ class Answerer:
         generator: Callable[[], Generator],
         checker: Callable[[], SupportChecker],
         answer: AnswerSettings,
+        judge: Callable[[], Judge | None] = lambda: None,
+        verdicts: Callable[[], VerdictClassifier | None] = lambda: None,
+        ground: bool = True,
         generate: GenerateSettings,
         fingerprints: Callable[[], dict[str, str]],
     ) -> None:
@@ -102,6 +118,9 @@ class Answerer:
         self._generator = generator
         self._priors: dict[tuple[str, ...], dict[str, float]] = {}
         self._checker = checker
+        self._judge = judge
+        self._verdicts = verdicts
+        self.ground = ground
         self.settings = answer
         self.generate = generate
         self.fingerprints = fingerprints
@@ -146,6 +165,15 @@ class Answerer:
             passages=hits,
             fingerprints=self.fingerprints(),
         )
+        named = named_entities(query) if self.ground else []
+        absent = [e.text for e in named if not self.retriever.mentions(e.text, filters)]
+        if absent:
+            # Nothing indexed names it: whatever the passages say is about something else.
+            base.answer = f"The indexed documents do not mention {_join(absent)}."
+            base.abstain_reason = f"no indexed document mentions {_join(absent)}"
+            base.timings = timings | {"total_ms": _ms(started)}
+            yield StreamEvent("final", base)
+            return
         gate = self._relevance_gate(retrieval)
         if gate is not None:
             base.abstain_reason = gate
@@ -169,8 +197,9 @@ class Answerer:
                 "prefill_tokens_per_s": round(stats.prefill_tokens_per_s, 2),
             }
 
+        grounding = self._grounding(query, named, passages) if self.ground else None
         t_verify = time.perf_counter()
-        response, verification = self._verified(base, raw, passages, query)
+        response, verification = self._verified(base, raw, passages, query, grounding)
         timings["verify_ms"] = _ms(t_verify)
         retry = self._retry_reason(response, verification, raw)
         if retry is not None:
@@ -187,9 +216,14 @@ class Answerer:
                 instruction=f"{hint}\nAnswer:" if hint else None,
             )
             raw, _, _ = yield from self._draft(generator, messages)
-            response, _ = self._verified(base, raw, passages, query)
+            response, verification = self._verified(base, raw, passages, query, grounding)
             response.retried = True
             timings["retry_ms"] = _ms(t_retry)
+        if response.abstained and self._quote_allowed(verification):
+            t_quote = time.perf_counter()
+            response = self._quoted(response, query, passages, grounding)
+            timings["quote_ms"] = _ms(t_quote)
+        response = self._with_verdict(response, query)
         timings["total_ms"] = _ms(started)
         response.timings = timings
         yield StreamEvent("final", response)
@@ -216,16 +250,116 @@ class Answerer:
         return "".join(pieces).strip(), stats, first_token
 
     def _verified(
-        self, base: AnswerResponse, raw: str, passages: list[Passage], query: str
+        self,
+        base: AnswerResponse,
+        raw: str,
+        passages: list[Passage],
+        query: str,
+        grounding: Grounding | None = None,
     ) -> tuple[AnswerResponse, Verification]:
-        verifier = Verifier(self._checker(), drop_unsupported=self.settings.drop_unsupported)
+        verifier = Verifier(
+            self._checker(), drop_unsupported=self.settings.drop_unsupported, judge=self._judge()
+        )
         verification = verifier.run(
             raw,
             {p.number: p.text for p in passages},
             query,
             labels={p.number: p.label for p in passages},
+            grounding=grounding,
         )
         return self._response(base, raw, passages, verification), verification
+
+    def _grounding(self, query: str, named: list[Entity], passages: list[Passage]) -> Grounding:
+        """The question's names and, per passage, the document text it continues."""
+        documents: dict[str, str] = {}
+        cited: dict[int, Cited] = {}
+        for p in passages:
+            doc_id = p.hit.chunk.doc_id
+            if doc_id not in documents:
+                doc = self.retriever.index.load_document(doc_id)
+                documents[doc_id] = doc.text if doc is not None else ""
+            before = documents[doc_id][max(0, p.start - _CONTEXT_CHARS) : p.start]
+            cited[p.number] = Cited(text=p.text, label=p.label, before=before)
+        return Grounding(query, named, cited, self.retriever.expander().related)
+
+    def _quote_allowed(self, verification: Verification) -> bool:
+        """Whether an abstention may fall back to quoting the sentence that answers."""
+        mode = self.settings.quote_fallback
+        if mode == "never" or self._judge() is None:
+            return False
+        return mode == "always" or not verification.model_abstained
+
+    def _quoted(
+        self,
+        response: AnswerResponse,
+        query: str,
+        passages: list[Passage],
+        grounding: Grounding | None,
+    ) -> AnswerResponse:
+        """The passage sentence that answers, quoted and cited, when the draft did not hold.
+
+        Candidates are the sentences of the passages the model saw; the judge scores how well
+        each answers, and the hard rules still apply: the passage must be about what the
+        question names, and a figure must sit under it; a quantity asked needs a number.
+        """
+        judge = self._judge()
+        assert judge is not None
+        candidates = [
+            (p, s)
+            for p in passages
+            for s in passage_sentences(p.number, p.text)
+            if len(s.text) >= 30
+        ]
+        if not candidates:
+            return response
+        scores = judge.answers(query, [s.text for _, s in candidates])
+        threshold = self.settings.quote_threshold or judge.threshold("answer", "accept")
+        for i in np.argsort(-scores):
+            if scores[i] < threshold:
+                break
+            passage, sentence = candidates[int(i)]
+            if grounding and grounding.sentence_problem(sentence.text, [passage.number]):
+                continue
+            if non_answer_reason(query, sentence.text, passage.text) is not None:
+                continue
+            return self._quote_response(response, passage, sentence, float(scores[i]))
+        return response
+
+    def _quote_response(
+        self,
+        response: AnswerResponse,
+        passage: Passage,
+        sentence: PassageSentence,
+        score: float,
+    ) -> AnswerResponse:
+        quoted = response.model_copy(deep=True)
+        citation = _citation(passage, "supported")
+        citation.quotes.append(
+            Quote(
+                text=sentence.text,
+                char_start=passage.start + sentence.start,
+                char_end=passage.start + sentence.end,
+            )
+        )
+        text = sentence.text.rstrip()
+        quoted.answer = f"“{text}” [{passage.number}]"
+        quoted.sentences = [
+            *quoted.sentences,
+            AnswerSentence(
+                text=text,
+                citations=[passage.number],
+                verdict="supported",
+                support_score=1.0,
+                reasons=["quoted from the passage: the draft did not hold"],
+                numbers=[NumberCheck(text=n.text, traced=True) for n in extract_numbers(text)],
+                answer_score=round(score, 4),
+            ),
+        ]
+        quoted.citations = [citation]
+        quoted.abstained = False
+        quoted.quoted = True
+        quoted.abstain_reason = None
+        return quoted
 
     @staticmethod
     def _retry_reason(response: AnswerResponse, verification: Verification, raw: str) -> str | None:
@@ -253,10 +387,29 @@ class Answerer:
         filters: Filters | None = None,
         rerank: bool | None = None,
     ) -> ClassifyResponse:
-        """Pick one of ``choices`` from the passages in one forward pass (no free text)."""
+        """Pick one of ``choices`` from the passages (no free text).
+
+        yes/no/maybe goes to the trained verdict classifier when there is one (what the
+        evidence says, measured against the majority class on held-out questions); other
+        label sets, or ``answer.verdict=generator``, to the generator's label log-probabilities.
+        """
         started = time.perf_counter()
         retrieval = self._retrieve(question, k, filters, rerank)
         retrieval_ms = _ms(started)
+        classifier = self._verdicts()
+        if classifier is not None and tuple(choices) == VERDICT_LABELS:
+            verdict = self._verdict(classifier, question, [h.chunk.text for h in retrieval.hits])
+            return ClassifyResponse(
+                question=question,
+                label=verdict.label,
+                logprobs={
+                    c: round(math.log(max(p, 1e-12)), 4) for c, p in verdict.probabilities.items()
+                },
+                verdict=verdict,
+                passages=[SearchHit.from_hit(i, h) for i, h in enumerate(retrieval.hits, start=1)],
+                timings={"retrieval_ms": retrieval_ms, "total_ms": _ms(started)},
+                fingerprints=self.fingerprints(),
+            )
         _, messages = self.prompt(question, retrieval, instruction=classify_instruction(choices))
         logprobs = self._generator().choice_logprobs(messages, list(choices))
         prior = self._label_prior(tuple(choices))
@@ -271,6 +424,35 @@ class Answerer:
             timings={"retrieval_ms": retrieval_ms, "total_ms": _ms(started)},
             fingerprints=self.fingerprints(),
         )
+
+    def _verdict(
+        self, classifier: VerdictClassifier, question: str, evidence: list[str]
+    ) -> Verdict:
+        """The verdict the evidence gives, shown only at the classifier's confidence."""
+        probs = classifier.probabilities([(question, " ".join(evidence[:3]))])[0]
+        labelled = {
+            label: round(float(p), 4) for label, p in zip(VERDICT_LABELS, probs, strict=True)
+        }
+        label = max(labelled, key=labelled.__getitem__)
+        confidence = classifier.confidence
+        shown = confidence is not None and labelled[label] >= confidence
+        return Verdict(label=label, probabilities=labelled, shown=shown)  # type: ignore[arg-type]
+
+    def _with_verdict(self, response: AnswerResponse, question: str) -> AnswerResponse:
+        """A yes/no question's answer: the verdict first when it is confident, else the cited
+        finding alone (a leading "Yes"/"No" of the draft is taken out)."""
+        classifier = self._verdicts()
+        if classifier is None or response.abstained or not _YES_NO.match(question):
+            return response
+        evidence = [c.passage for c in response.citations]
+        response.verdict = self._verdict(classifier, question, evidence)
+        body = _LEADING_VERDICT.sub("", response.answer, count=1)
+        body = body[:1].upper() + body[1:]
+        if response.verdict.shown and response.verdict.label != "maybe":
+            response.answer = f"{response.verdict.label.capitalize()}. {body}"
+        else:
+            response.answer = body
+        return response
 
     def _label_prior(self, choices: tuple[str, ...]) -> dict[str, float]:
         """The labels' log-probabilities on a content-free prompt (no passage, question "N/A").
@@ -287,8 +469,31 @@ class Answerer:
     ) -> tuple[list[Passage], list[dict[str, str]]]:
         """The numbered passages and chat messages the generator sees for ``query``."""
         budget = self.settings.max_passage_tokens
-        passages = build_passages(retrieval.hits, query, budget, self.embedder.count_tokens)
+        if self.settings.passage_context == "neighbours":
+            focus = retrieval.expanded or query  # "DCR" also finds "disease control rate"
+            regions = self._regions(retrieval.hits)
+        else:
+            focus, regions = query, None
+        passages = build_passages(
+            retrieval.hits, focus, budget, self.embedder.count_tokens, regions=regions
+        )
         return passages, build_messages(query, passages, instruction=instruction)
+
+    def _regions(self, hits: list[Hit]) -> dict[int, tuple[int, str]]:
+        """Each hit's chunk with the chunks before and after it, as one exact document span."""
+        documents: dict[str, str] = {}
+        regions: dict[int, tuple[int, str]] = {}
+        for hit in hits:
+            around = self.retriever.index.neighbours(hit.chunk) or [hit.chunk]
+            start, end = min(c.start for c in around), max(c.end for c in around)
+            doc_id = hit.chunk.doc_id
+            if doc_id not in documents:
+                doc = self.retriever.index.load_document(doc_id)
+                documents[doc_id] = doc.text if doc is not None else ""
+            text = documents[doc_id][start:end]
+            if text:
+                regions[hit.chunk.row_id] = (start, text)
+        return regions
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -430,6 +635,7 @@ class Answerer:
                     auto_cited=s.auto_cited,
                     model_citations=s.original_citations,
                     dropped=s.dropped,
+                    answer_score=None if s.answer_score is None else round(s.answer_score, 4),
                 )
             )
             if s.dropped:
@@ -500,6 +706,11 @@ def _render(sentences: list[AnswerSentence]) -> str:
         else:
             parts.append(f"{body}{flag} {markers}".strip())
     return " ".join(parts)
+
+
+def _join(names: list[str]) -> str:
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _ms(start: float, end: float | None = None) -> float:

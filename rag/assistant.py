@@ -13,6 +13,7 @@ from typing import Any
 
 from rag.chunk import Chunker
 from rag.embed import Embedder, load_embedder
+from rag.generate import Generator
 from rag.indexer import Indexer, Progress
 from rag.paths import seeds_dir
 from rag.retrieve import Retrieval, Retriever
@@ -20,6 +21,7 @@ from rag.schemas import DocumentInfo, IngestReport, IngestResult, SearchHit, Sea
 from rag.settings import Settings
 from rag.store.index import CorpusIndex, IndexSpec, IndexStats
 from rag.types import Document, Filters
+from rag.verify.judge import Judge, VerdictClassifier
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,20 @@ log = logging.getLogger(__name__)
 class Assistant:
     """Facade over ingest, index, retrieval and answering; components load on first use."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        judge: Judge | None = None,
+    ) -> None:
+        """Parts given here are used instead of the ones the settings would load."""
         self.settings = settings or Settings()
         self._init_lock = threading.RLock()
+        for name, part in (("embedder", embedder), ("generator", generator), ("judge", judge)):
+            if part is not None:
+                self.__dict__[name] = part  # what the cached property would have built
 
     # -- components ---------------------------------------------------------------------------
 
@@ -70,11 +83,29 @@ class Assistant:
         )
 
     @cached_property
-    def generator(self) -> Any:
+    def generator(self) -> Generator:
         from rag.generate import load_generator
 
         with self._init_lock:
             return load_generator(self.settings.generate)
+
+    @cached_property
+    def judge(self) -> Judge | None:
+        """The trained answer judge (``rag/verify/artifacts/``), unless ``verify.judge=none``."""
+        if self.settings.verify.judge == "none":
+            return None
+        from rag.verify.judge import shared_judge
+
+        return shared_judge(self.settings.verify.judge_dir)
+
+    @cached_property
+    def verdicts(self) -> VerdictClassifier | None:
+        """The yes/no/maybe classifier shipped beside the judge, unless answer.verdict=none."""
+        if self.settings.answer.verdict != "trained":
+            return None
+        from rag.verify.judge import VerdictClassifier
+
+        return VerdictClassifier(self.settings.verify.judge_dir)
 
     def support_checker(self) -> Any:
         from rag.verify import SupportChecker
@@ -83,6 +114,7 @@ class Assistant:
             self.embedder.embed,
             aliases=self.retriever.expander().related,
             threshold=self.settings.verify.support_threshold,
+            judge=self.judge,
         )
 
     @cached_property
@@ -94,6 +126,9 @@ class Assistant:
             embedder=self.embedder,
             generator=lambda: self.generator,
             checker=self.support_checker,
+            judge=lambda: self.judge,
+            verdicts=lambda: self.verdicts,
+            ground=self.settings.verify.grounding,
             answer=self.settings.answer,
             generate=self.settings.generate,
             fingerprints=self.fingerprints,

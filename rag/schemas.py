@@ -183,6 +183,9 @@ class AnswerSentence(BaseModel):
     dropped: bool = Field(
         False, description="Removed from the shown answer (unsupported, or not an answer)."
     )
+    answer_score: float | None = Field(
+        None, description="The answer judge's probability that this sentence answers the question."
+    )
 
 
 class Evidence(BaseModel):
@@ -195,6 +198,17 @@ class Evidence(BaseModel):
     char_start: int
     char_end: int
     score: float
+
+
+class Verdict(BaseModel):
+    """A yes/no/maybe verdict from the cited evidence, shown only when it is confident.
+
+    The classifier is measured against the majority class on held-out questions; below its
+    calibrated confidence the answer states the cited finding and gives no verdict."""
+
+    label: Literal["yes", "no", "maybe"]
+    probabilities: dict[str, float]
+    shown: bool = Field(description="Confident enough to show (see answer.verdict_confidence).")
 
 
 class AnswerResponse(BaseModel):
@@ -222,6 +236,14 @@ class AnswerResponse(BaseModel):
         description="The first draft repeated the prompt's worked example and was discarded; "
         "this answer comes from a second, verified draft.",
     )
+    quoted: bool = Field(
+        False,
+        description="The generated draft did not hold, and the answer is the passage sentence "
+        "that answers the question, quoted as it stands and cited.",
+    )
+    verdict: Verdict | None = Field(
+        None, description="For a yes/no question: the verdict read from the evidence, if any."
+    )
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)
 
@@ -235,6 +257,9 @@ class ClassifyResponse(BaseModel):
     # Each label's log-probability with no passages and no question (the model's own lean);
     # with answer.classify_calibration=content-free the label maximises logprobs - prior.
     prior_logprobs: dict[str, float] = Field(default_factory=dict)
+    verdict: Verdict | None = Field(
+        None, description="From the trained verdict classifier (label, probabilities, shown)."
+    )
     passages: list[SearchHit] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)

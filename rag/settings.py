@@ -144,6 +144,12 @@ class GenerateSettings(_Group):
 class AnswerSettings(_Group):
     max_passages: int = Field(5, ge=1, le=20, description="Passages put in the prompt.")
     max_passage_tokens: int = Field(160, ge=32)
+    passage_context: Literal["neighbours", "chunk"] = Field(
+        "neighbours",
+        description="Where each passage's sentences are chosen from: the hit's chunk with its "
+        "neighbours (a result sentence cut into the next chunk still reaches the model), or "
+        "the chunk alone. The run of sentences is chosen for the question and its aliases.",
+    )
     min_relevance: float = Field(
         0.15,
         description="Abstain before generating when the best dense similarity is below this "
@@ -153,7 +159,22 @@ class AnswerSettings(_Group):
         0.3, ge=0, le=1, description="Share of the question's content words the passages hold."
     )
     drop_unsupported: bool = True
+    quote_fallback: Literal["never", "dropped", "always"] = Field(
+        "dropped",
+        description="When no drafted sentence holds, show the passage sentence the judge finds "
+        "answers the question, quoted and cited: dropped = only when verification removed the "
+        "draft; always = also when the model said the passages do not answer.",
+    )
+    quote_threshold: float | None = Field(
+        None, ge=0, le=1, description="Judge probability a quote needs; default its own threshold."
+    )
     evidence_quotes: int = Field(3, ge=0)
+    verdict: Literal["trained", "generator", "none"] = Field(
+        "trained",
+        description="Yes/no questions: trained = the verdict classifier shipped in "
+        "rag/verify/artifacts (shown only above its calibrated confidence); generator = the "
+        "generator's label log-probabilities (classify only); none = no verdict.",
+    )
     classify_calibration: Literal["none", "content-free"] = Field(
         "none",
         description="content-free: subtract each label's log-probability on an empty prompt "
@@ -162,8 +183,24 @@ class AnswerSettings(_Group):
 
 
 class VerifySettings(_Group):
-    support_threshold: float = Field(0.5, ge=0, le=1)
-    judge: bool = Field(False, description="Ask the generator to judge borderline sentences.")
+    support_threshold: float = Field(
+        0.5, ge=0, le=1, description="Overlap-score threshold, used only with judge=none."
+    )
+    judge: Literal["trained", "none"] = Field(
+        "trained",
+        description="trained = the answer judge shipped in rag/verify/artifacts (support and "
+        "answer decisions, calibrated on third-party data); none = the overlap score only.",
+    )
+    grounding: bool = Field(
+        True,
+        description="Entity checks: a question naming what no document mentions is answered "
+        "'The indexed documents do not mention X'; a sentence must cite passages about what the "
+        "question names, and a figure must sit under the trial or drug asked for. Off only to "
+        "measure what it does.",
+    )
+    judge_dir: Path | None = Field(
+        None, description="Another judge adapter folder (python -m rag.eval.train_judge --out)."
+    )
 
 
 class ServerSettings(_Group):

@@ -15,7 +15,7 @@ def _prompt_passages(assistant, question: str) -> list[str]:
 
 def test_reference_list_without_a_heading_stays_out_of_the_prompt(seed_index) -> None:
     # The congress piece ends in an inline "**References:** 1. … doi:…" paragraph that names
-    # every trial; seed14 once answered with a reference title from it.
+    # every trial; a question about a drug was once answered with a reference title from it.
     texts = _prompt_passages(seed_index, "Which JAK inhibitor was combined with pembrolizumab?")
     assert any("itacitinib" in t for t in texts)
     assert not any("doi:10.1200" in t for t in texts)
@@ -61,7 +61,7 @@ def test_a_question_naming_the_review_searches_the_reviews(seed_index) -> None:
 
 def test_evidence_shows_each_sentence_once(seed_index) -> None:
     # The review's outlook sentence closes one chunk and opens the next (chunk overlap); it
-    # was shown twice as evidence for seed36.
+    # was once shown twice as evidence.
     answerer = seed_index.answerer
     question = "What kinds of agents are under evaluation according to the review's outlook?"
     retrieval = answerer._retrieve(question, None, None, None)
@@ -71,3 +71,29 @@ def test_evidence_shows_each_sentence_once(seed_index) -> None:
     assert len(set(texts)) == len(texts)
     assert len({(e.doc_id, e.char_start) for e in evidence}) == len(evidence)
     assert "coinhibitory or costimulatory" in evidence[0].text
+
+
+def test_a_question_naming_what_no_document_mentions_is_told_so(seed_index) -> None:
+    answer = seed_index.ask("What overall survival hazard ratio did KEYNOTE-189 report?")
+    assert answer.abstained
+    assert answer.answer == "The indexed documents do not mention KEYNOTE-189."
+    assert answer.passages  # the closest passages are still shown
+    assert "generator" not in seed_index.__dict__  # decided before any generation
+    both = seed_index.ask("Did osimertinib beat nivolumab in melanoma?")
+    assert both.answer == (
+        "The indexed documents do not mention osimertinib, nivolumab or melanoma."
+    )
+
+
+def test_a_result_in_the_next_chunk_reaches_the_prompt(seed_index) -> None:
+    """The passage is chosen from the hit's chunk and its neighbours, for the question's words
+    and their aliases ("DCR" is "disease control rate")."""
+    question = "What DCR did adenovirus IL-12 plus atezolizumab reach?"
+    texts = _prompt_passages(seed_index, question)
+    assert any("disease control rate of 50%" in t for t in texts)
+    for passage in seed_index.answerer.prompt(
+        question, seed_index.answerer._retrieve(question, None, None, None)
+    )[0]:
+        document = seed_index.index.load_document(passage.hit.chunk.doc_id)
+        assert document is not None
+        assert document.text[passage.start : passage.end] == passage.text  # an exact span

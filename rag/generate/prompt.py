@@ -87,15 +87,39 @@ def select_window(
     hit: Hit, question: str, budget: int, count_tokens: Callable[[Sequence[str]], list[int]]
 ) -> tuple[int, int]:
     """Offsets (within the chunk) of the best contiguous sentence run that fits ``budget``."""
-    text = hit.chunk.text
+    return select_span(hit.chunk.text, question, budget, count_tokens)
+
+
+def select_span(
+    text: str,
+    question: str,
+    budget: int,
+    count_tokens: Callable[[Sequence[str]], list[int]],
+    anchor: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """Offsets (within ``text``) of the best contiguous sentence run that fits ``budget``.
+
+    With ``anchor`` (the retrieved chunk's span inside a wider ``text``), the run starts in
+    the chunk and holds its most relevant sentence: it may reach into the next chunk for what
+    follows (a result sentence), never drift back to what the previous chunk was about.
+    """
     if count_tokens([text])[0] <= budget:
         return 0, len(text)
     sentences = passage_sentences(1, text)
     tokens = count_tokens([s.text for s in sentences])
     wanted = content_stems(question)
     relevance = [len(wanted & content_stems(s.text)) for s in sentences]
+    must: int | None = None
+    first = 0
+    if anchor is not None:
+        inside = [i for i, s in enumerate(sentences) if s.start < anchor[1] and s.end > anchor[0]]
+        if inside:
+            must = max(inside, key=lambda i: (relevance[i], -i))
+            first = inside[0]  # forward into the next chunk, not back into the previous one
     best = (-1.0, 0, 0)
-    for i in range(len(sentences)):
+    for i in range(first, len(sentences)):
+        if must is not None and i > must:
+            break
         used = 0
         gain = 0.0
         for j in range(i, len(sentences)):
@@ -103,6 +127,8 @@ def select_window(
                 break
             used += tokens[j]
             gain += relevance[j]
+            if must is not None and j < must:
+                continue
             # Prefer more relevant runs; among equals, the earlier (context first).
             score = gain - 0.01 * i
             if score > best[0]:
@@ -116,14 +142,31 @@ def build_passages(
     question: str,
     budget: int,
     count_tokens: Callable[[Sequence[str]], list[int]],
+    regions: dict[int, tuple[int, str]] | None = None,
 ) -> list[Passage]:
+    """Numbered passages, each the best run of sentences for ``question`` within ``budget``.
+
+    ``regions`` (by chunk row id): a wider exact span of the document, ``(start, text)``, to
+    choose the run from; a hit's chunk with its neighbours, so that a result sentence the
+    chunker put in the next chunk still reaches the model. A run that mostly repeats an
+    earlier passage falls back to the hit's own chunk.
+    """
     passages: list[Passage] = []
     for number, hit in enumerate(hits, start=1):
-        a, b = select_window(hit, question, budget, count_tokens)
-        passages.append(
-            Passage(number, hit, hit.chunk.start + a, hit.chunk.start + b, hit.chunk.text[a:b])
-        )
+        chunk = hit.chunk
+        start, text = (regions or {}).get(chunk.row_id, (chunk.start, chunk.text))
+        anchor = (chunk.start - start, chunk.end - start)
+        a, b = select_span(text, question, budget, count_tokens, anchor)
+        span = (start + a, start + b)
+        if any(_overlap(span, (p.start, p.end)) > 0.5 * (span[1] - span[0]) for p in passages):
+            a, b = select_span(chunk.text, question, budget, count_tokens)
+            start, text = chunk.start, chunk.text
+        passages.append(Passage(number, hit, start + a, start + b, text[a:b]))
     return passages
+
+
+def _overlap(x: tuple[int, int], y: tuple[int, int]) -> int:
+    return max(0, min(x[1], y[1]) - max(x[0], y[0]))
 
 
 def classify_instruction(choices: Sequence[str]) -> str:

@@ -14,6 +14,7 @@ from rag.retrieve.fusion import cap_per_doc, mmr, rrf, zscore_fusion
 from rag.settings import RetrieveSettings
 from rag.store.index import CorpusIndex
 from rag.store.lexical import query_terms
+from rag.text import mentions
 from rag.types import Filters, Hit
 
 
@@ -49,6 +50,23 @@ class Retriever:
         if self._expander is None or self._expander[0] != derived.generation:
             self._expander = (derived.generation, QueryExpander(derived.aliases))
         return self._expander[1]
+
+    def mentions(self, term: str, filters: Filters | None = None, depth: int = 50) -> bool:
+        """Whether any indexed passage (or its document's title) names ``term`` or an alias.
+
+        A name is rare, so the passages that hold it rank first for it lexically: the best
+        ``depth`` BM25 matches of the term (and of each alias) are read for a mention.
+        """
+        self.index.refresh()
+        allowed = self.index.filter_ids(filters or Filters())
+        if allowed is not None and len(allowed) == 0:
+            return False
+        for form in (term, *sorted(self.expander().related(term))):
+            _, ids = self.index.lexical_search(form, depth, allowed)
+            chunks = self.index.chunks(ids.tolist()) if len(ids) else {}
+            if any(mentions(f"{c.title}\n{c.text}", form) for c in chunks.values()):
+                return True
+        return False
 
     def run(
         self,

@@ -16,12 +16,13 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pysbd
 import Stemmer
 
+from rag.text.entities import mentions
 from rag.verify.injection import blank_instructions
 from rag.verify.numbers import NumberMention, untraced
 
@@ -111,6 +112,16 @@ _STOP = frozenset(_STOP_WORDS.split())
 _SEGMENTER = pysbd.Segmenter(language="en", clean=False)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+class SupportJudge(Protocol):
+    """A trained judge of whether evidence states a claim (``rag.verify.judge.Judge``)."""
+
+    def supports(self, claim: str, evidence: str) -> float: ...
+
+    def threshold(
+        self, task: Literal["support", "answer"], which: Literal["accept", "reject"] = "accept"
+    ) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +225,12 @@ class SupportChecker:
         threshold: float = 0.5,
         partial_threshold: float = 0.35,
         coverage_weight: float = 0.4,
+        judge: SupportJudge | None = None,
     ) -> None:
         self.embed = embed
+        # With a judge, its probability that the passage sentences state the claim decides
+        # (at its calibrated threshold); without one, the overlap score below does.
+        self.judge = judge
         # One answer checks the same sentences against each passage alone, then together
         # (re-citing, pruning): embed each text once, not once per check.
         self._vectors: dict[str, np.ndarray] = {}
@@ -274,6 +289,18 @@ class SupportChecker:
             verdict = "supported"
         else:
             verdict = "partial"
+        if (
+            self.judge is not None
+            and verdict != "supported"
+            and not (numbers or missing or negation)
+        ):
+            # A paraphrase the words miss is supported when the judge is sure (its accept
+            # threshold). The judge does not overrule the overlap the other way: trained on
+            # paraphrased claims, it scored sentences copied from the passage low.
+            near = sorted((candidates[i] for i in order[:3]), key=lambda c: (c.passage, c.start))
+            judged = self.judge.supports(sentence, " ".join(c.text for c in near))
+            if judged >= self.judge.threshold("support", "accept"):
+                verdict, score = "supported", max(score, judged)
         # Keep the second quote sentence only when it is nearly as close as the first.
         if len(best) == 2 and len(sims) and sims[order[1]] < similarity - 0.1:
             best = best[:1]
@@ -302,10 +329,14 @@ class SupportChecker:
         return missing
 
     def _present(self, term: str, lowered_passages: str) -> bool:
+        """``term`` or an alias in the passages, spacing, hyphens and dashes aside
+        ("adenovirus-IL-12" is "adenovirus–IL-12"; "TRAEs" is a TRAE's plural)."""
         needle = term.lower()
         if needle in lowered_passages:
             return True
-        return any(alias.lower() in lowered_passages for alias in self.aliases(term))
+        forms = {term, re.sub(r"(?<=[A-Z])s$", "", term)}
+        aliases = {a for form in forms for a in self.aliases(form)}
+        return any(mentions(lowered_passages, form) for form in forms | aliases)
 
     def _similarities(self, sentence: str, candidates: list[PassageSentence]) -> np.ndarray:
         if not candidates:

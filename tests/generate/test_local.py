@@ -377,9 +377,7 @@ def test_compact_decode_weights_follow_the_plain_model(gen, converted: Path) -> 
     # The 0.5B GGUF is mostly Q5_0/Q8_0: int8 copies, plus int4 for its few Q4_K layers.
     assert gen.decode_layers["int8"] > 0 and gen.decode_layers["int4"] > 0
     plain = load_generator(
-        GenerateSettings(
-            model=NAME, cache_dir=converted, dtype=DTYPE, decode_weights="bfloat16"
-        )
+        GenerateSettings(model=NAME, cache_dir=converted, dtype=DTYPE, decode_weights="bfloat16")
     )
     assert plain.decode_layers == {"int4": 0, "int8": 0}
     assert (

@@ -51,7 +51,7 @@ def test_verifier_flags_drops_and_recites(checker: SupportChecker) -> None:
 
 
 def test_unqualified_survival_is_overall_survival(checker: SupportChecker) -> None:
-    # seed51: "no significant survival advantage" backs a sentence about overall survival,
+    # "no significant survival advantage" backs a sentence about overall survival,
     # by the convention that unqualified survival is overall survival...
     verifier = Verifier(checker)
     (same,) = verifier.run(
@@ -70,7 +70,7 @@ def test_unqualified_survival_is_overall_survival(checker: SupportChecker) -> No
 
 
 def test_passage_labels_back_words_that_name_the_document(checker: SupportChecker) -> None:
-    # seed34: the model saw "[2] (Chemo-Radio-Immunotherapy Strategies ...) Authors: ... ·
+    # The model saw "[2] (Chemo-Radio-Immunotherapy Strategies ...) Authors: ... ·
     # Cancers · 2025-12-31" and named the review by its title.
     passages = {
         1: "Full body text omitted from this summary view.",

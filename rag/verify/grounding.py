@@ -1,0 +1,101 @@
+"""Is an answer about what the question names? Sentence and answer checks over the cited text.
+
+Support says a sentence is backed by its passage; grounding says the passage is about the
+thing asked. "The overall survival hazard ratio for pembrolizumab plus chemotherapy was 0.99
+[1]" is supported by Pragmatica-Lung's paragraph and still wrong for a question on KEYNOTE-189.
+Two hard rules, from general name patterns (``rag.text.entities``):
+- each trial, registry id and drug the question names must be what a sentence's cited passage
+  is about (named in it, its title, or the sentence it continues); genes, diseases and years
+  must be named by some passage the answer cites;
+- each figure of a sentence must sit, in its passage, under the trial (and drug) asked for:
+  the nearest sentence up to it that names a trial must name the one asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded
+from rag.verify.numbers import extract_numbers
+
+SPECIFIC = frozenset({"trial", "trial-id", "drug"})
+_LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+@dataclass
+class Grounding:
+    """What the question names, and the cited passages as the checks read them."""
+
+    question: str
+    entities: list[Entity]
+    cited: dict[int, Cited] = field(default_factory=dict)
+    aliases: Aliases | None = None
+
+    @property
+    def specific(self) -> list[Entity]:
+        return [e for e in self.entities if e.kind in SPECIFIC]
+
+    def sentence_problem(
+        self,
+        sentence: str,
+        citations: Sequence[int],
+        quotes: Sequence[tuple[int, int]] = (),
+    ) -> str | None:
+        """Why ``sentence`` (citing ``citations``) is not about what was asked, or None.
+
+        ``quotes``: (passage number, end offset) of the passage sentences that back it; the
+        passage is then judged where those sentences stand, not as a whole.
+        """
+        cited = [self.cited[n] for n in citations if n in self.cited]
+        if not cited or not self.entities:
+            return None
+        for entity in self.specific:
+            if not self._grounded(entity, citations, quotes):
+                return f"the cited passage is not about {entity.text}, which the question names"
+        asked = {n.canonical for n in extract_numbers(self.question)}
+        for number in extract_numbers(sentence):
+            if number.kind == "trial-id" or number.canonical in asked:
+                continue
+            if _LABEL.search(sentence[: number.start]) or _YEAR.fullmatch(number.text):
+                continue  # "phase 2", "stage IV", "(Mathew et al., 2024)": not a result
+            owners: list[str] = []
+            for c in cited:
+                ends = [m.end for m in extract_numbers(c.text) if m.canonical == number.canonical]
+                if not ends:
+                    continue
+                owner = figure_owner(ends, self.entities, c, self.aliases)
+                if owner is None:
+                    owners = []
+                    break
+                owners.append(owner)
+            if owners:
+                named = ", ".join(e.text for e in self.specific)
+                return f"{number.text} is a figure of {owners[0]}, not of {named}"
+        return None
+
+    def _grounded(
+        self, entity: Entity, citations: Sequence[int], quotes: Sequence[tuple[int, int]]
+    ) -> bool:
+        for n in citations:
+            if n not in self.cited:
+                continue
+            ends = [end for number, end in quotes if number == n]
+            if not ends and is_grounded(entity, self.cited[n], self.aliases):
+                return True
+            if any(is_grounded(entity, self.cited[n], self.aliases, at=end) for end in ends):
+                return True
+        return False
+
+    def answer_problem(self, citations: Sequence[int]) -> str | None:
+        """Why an answer citing ``citations`` misses a gene, disease or year the question
+        names (no cited passage mentions it), or None."""
+        cited = [self.cited[n] for n in dict.fromkeys(citations) if n in self.cited]
+        for entity in self.entities:
+            if entity.kind in SPECIFIC:
+                continue
+            if cited and not any(is_grounded(entity, c, self.aliases) for c in cited):
+                return f"no cited passage mentions {entity.text}, which the question names"
+        return None

@@ -1,0 +1,63 @@
+"""A supported sentence about another trial, or a figure from another trial, is not shown."""
+
+from __future__ import annotations
+
+from rag.text.entities import Cited, named_entities
+from rag.verify import SupportChecker, Verifier
+from rag.verify.grounding import Grounding
+
+BEFORE = (
+    "The KODIAK-2 study compared lenvoximab plus pemetrexed with pemetrexed alone in 420 patients. "
+)
+KODIAK = "The median PFS was 8.3 months versus 5.1 months (HR, 0.52; P < .001)."
+OTHER = (
+    "In the separate TUNDRA-1 trial, lenvoximab monotherapy showed an objective response rate "
+    "of 18%. Overall survival did not differ (HR, 0.97; P = .62)."
+)
+
+
+def _grounding(question: str) -> Grounding:
+    return Grounding(
+        question,
+        named_entities(question),
+        {
+            1: Cited(text=KODIAK, label="Congress report", before=BEFORE),
+            2: Cited(text=OTHER, label="Congress report", before=BEFORE + KODIAK + " "),
+        },
+    )
+
+
+def test_a_figure_under_another_trial_is_named_and_refused() -> None:
+    g = _grounding("What overall survival hazard ratio did KODIAK-2 report?")
+    problem = g.sentence_problem("The overall survival hazard ratio was 0.97 [2].", [2])
+    assert problem is not None and "TUNDRA-1" in problem
+    assert g.sentence_problem("The median PFS was 8.3 months (HR, 0.52) [1].", [1]) is None
+
+
+def test_a_sentence_must_cite_a_passage_about_the_drug_and_trial_asked() -> None:
+    g = _grounding("What was the median PFS with lenvoximab in KODIAK-2?")
+    assert g.sentence_problem("The median PFS was 8.3 months [1].", [1]) is None
+    backing = OTHER.index("Overall survival did not differ") + 40
+    problem = g.sentence_problem("Overall survival did not differ [2].", [2], [(2, backing)])
+    assert problem is not None and "KODIAK-2" in problem
+    absent = _grounding("What was the median PFS with nivolumab in KODIAK-2?")
+    assert "nivolumab" in (absent.sentence_problem("The median PFS was 8.3 months.", [1]) or "")
+
+
+def test_a_gene_or_disease_asked_must_be_in_some_cited_passage() -> None:
+    g = _grounding("What was the median PFS in EGFR-mutant patients in KODIAK-2?")
+    assert "EGFR" in (g.answer_problem([1]) or "")
+    assert _grounding("What was the median PFS in KODIAK-2?").answer_problem([1]) is None
+
+
+def test_the_verifier_drops_what_grounding_refuses(embedder) -> None:
+    verifier = Verifier(SupportChecker(embedder.embed))
+    question = "What overall survival hazard ratio did KODIAK-2 report?"
+    result = verifier.run(
+        "Overall survival did not differ (HR, 0.97; P = .62) [2].",
+        {1: KODIAK, 2: OTHER},
+        question,
+        grounding=_grounding(question),
+    )
+    assert result.sentences and not result.kept
+    assert "not about KODIAK-2" in (result.sentences[0].non_answer or "")
