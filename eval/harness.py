@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from rag.eval.gold import GoldItem, load_gold
 from rag.eval.scoring import aggregate, item_values
+from rag.eval.splits import select_half
 
 from rag.models import cache_root
 from rag.settings import Settings, load_settings
@@ -47,6 +48,14 @@ PACKAGES = (
 
 class EvalConfig(BaseModel):
     gold: str = Field(description="Gold JSONL, or a dataset folder (shared schema / BEIR).")
+    more_gold: list[str] = Field(
+        default_factory=list, description="More gold JSONL files, evaluated with the first."
+    )
+    half: str = Field(
+        "all",
+        description="tune, report or all: the half of the set (fixed by a hash of each item's "
+        "group id, rag.eval.splits) to run. Tune on one half, report the other.",
+    )
     corpus: list[str] = Field(default_factory=list, description="Files/folders, or a dataset dir.")
     split: str = "dev"
     preset: str | None = None
@@ -66,6 +75,7 @@ class EvalConfig(BaseModel):
 
 
 def select_items(items: list[GoldItem], cfg: EvalConfig) -> list[GoldItem]:
+    items = select_half(items, cfg.half, key=lambda item: item.group)
     if cfg.tags:
         items = [i for i in items if set(i.tags) & set(cfg.tags)]
     if cfg.limit and cfg.limit < len(items):
@@ -82,7 +92,7 @@ def load_items(cfg: EvalConfig) -> list[GoldItem]:
         from rag.eval.importers import gold_from_path
 
         return gold_from_path(path, cfg.split)
-    return load_gold(path)
+    return load_gold(path, *cfg.more_gold)
 
 
 def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
@@ -187,7 +197,10 @@ def run(
     cfg: EvalConfig,
     run_dir: Path,
     progress: Callable[[int, int, str], None] | None = None,
+    draft_cache: Path | None = None,
 ) -> dict[str, Any]:
+    """Evaluate every selected item; ``draft_cache`` replays drafts kept by earlier runs
+    (``rag.eval.draft_cache``): verification figures stay comparable, timings do not."""
     settings = load_settings(preset=cfg.preset, overrides=cfg.overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     records_dir = run_dir / "records"
@@ -203,6 +216,16 @@ def run(
 
     items = select_items(load_items(cfg), cfg)
     assistant = build_assistant(cfg, settings)
+    cache = None
+    if draft_cache is not None:
+        from rag.eval.draft_cache import DraftCache
+
+        from rag.generate import load_generator
+
+        g = settings.generate
+        identity = f"{g.backend}:{g.model}:{g.remote_model}:{g.dtype}:{g.decode_weights}"
+        cache = DraftCache(lambda: load_generator(g), draft_cache, identity)
+        assistant.__dict__["generator"] = cache
     docs: dict[str, str] = {}
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -214,7 +237,13 @@ def run(
             record = json.loads(path.read_text())
             record["values"] = item_values(item, record)  # metric definitions may have changed
         else:
+            replayed = cache.replayed if cache is not None else 0
             record = evaluate_item(assistant, item, cfg, docs)
+            if cache is not None and cache.replayed > replayed:
+                record["replayed_draft"] = True  # its timings measure no generation
+                record["values"] = {
+                    k: v for k, v in record["values"].items() if not k.startswith("latency.")
+                }
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, ensure_ascii=False))
             os.replace(tmp, path)
@@ -233,13 +262,34 @@ def run(
             for tag in sorted({t for i in items for t in i.tags})
         },
         "doc_retrieval": _doc_metrics(items, records),
+        "phrasings": consistency(items, records),
         "questions": len(items),
+        "half": cfg.half,
+        "drafts_replayed": sum(1 for r in records if r.get("replayed_draft")),
         "seconds": round(time.perf_counter() - started, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (run_dir / "summary.md").write_text(summary_markdown(run_dir, metrics))
     return metrics
+
+
+def consistency(items: list[GoldItem], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Questions asked several ways (an original and its paraphrases): the share whose every
+    phrasing got the same outcome (all correct, or all abstained when unanswerable)."""
+    groups: dict[str, list[float]] = {}
+    for item, record in zip(items, records, strict=True):
+        if "twin" in item.tags:
+            continue
+        values = record["values"]
+        outcome = values.get("correct", values.get("abstained"))
+        if outcome is not None:
+            groups.setdefault(item.group, []).append(float(outcome))
+    several = {g: v for g, v in groups.items() if len(v) > 1}
+    if not several:
+        return {}
+    same = sum(1 for v in several.values() if len(set(v)) == 1)
+    return {"groups": len(several), "consistent": round(same / len(several), 4)}
 
 
 def _doc_metrics(items: list[GoldItem], records: list[dict[str, Any]]) -> dict[str, float]:
@@ -272,6 +322,9 @@ MAIN_METRICS = (
     "yes_no_macro_f1",
     "synonym_match",
     "token_f1",
+    "list_f1",
+    "verdict_shown",
+    "verdict_shown_correct",
     "citation_precision",
     "citation_recall",
     "model_citation_precision",
@@ -282,6 +335,7 @@ MAIN_METRICS = (
     "abstention_recall",
     "abstention_f1",
     "forbidden_free",
+    "wrong_figure",
     "passage_recall@1",
     "passage_recall@5",
 )

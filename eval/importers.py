@@ -47,6 +47,9 @@ def gold_from_dataset(ds: Dataset) -> list[GoldItem]:
                     answer_type="short" if qtype == "factoid" else "list",
                     exact_answers=_flatten(q.extra.get("exact_answer"))
                     or ([answer] if answer else []),
+                    list_answers=[_flatten(entry) for entry in q.extra.get("exact_answer") or []]
+                    if qtype == "list"
+                    else [],
                     tags=[*tags, qtype],
                 )
             )

@@ -64,10 +64,20 @@ def item_values(item: GoldItem, record: dict[str, Any]) -> dict[str, float | Non
         )
         v["exact_match"] = float(any(normalise(a) == normalise(shown) for a in item.exact_answers))
         v["token_f1"] = max(token_f1(shown, a) for a in item.exact_answers)
+    if item.list_answers:
+        v.update(list_scores(item.list_answers, shown))
+    verdict = response.get("verdict")
+    if verdict and item.answer_type == "yes_no" and item.yes_no:
+        v["verdict_shown"] = float(bool(verdict.get("shown")))
+        if verdict.get("shown"):
+            v["verdict_shown_correct"] = float(verdict.get("label") == item.yes_no)
     if item.forbidden:
         text = f"{shown}\n{raw}".lower()
         v["forbidden_free"] = float(not any(f.lower() in text for f in item.forbidden))
 
+    figures = shown_figures(item, shown)
+    if figures is not None:
+        v["wrong_figure"] = float(bool(figures))
     sentences = response.get("sentences") or []
     if sentences:
         kept = [s for s in sentences if not s.get("dropped")]
@@ -105,6 +115,47 @@ def item_values(item: GoldItem, record: dict[str, Any]) -> dict[str, float | Non
         if key in timings:
             v[f"latency.{key}"] = float(timings[key])
     return v
+
+
+def shown_figures(item: GoldItem, shown: str) -> list[str] | None:
+    """Figures in a shown answer that are not the item's: for an unanswerable item every
+    figure not in the question; for an answerable one every figure in none of its gold quotes
+    (a figure from another sentence, often about another trial). Years and, for answerable
+    items, registry ids do not count. None when an answerable item has no gold quotes."""
+    if item.answerable and not item.gold_quotes:
+        return None
+    from rag.verify.numbers import canonical_set, extract_numbers
+
+    allowed = canonical_set(item.question)
+    if item.answerable:
+        allowed |= canonical_set(" ".join(item.gold_quotes))
+    return [
+        n.text
+        for n in extract_numbers(shown)
+        if n.canonical not in allowed
+        and not re.fullmatch(r"(?:19|20)\d\d", n.text)  # a year, as in "(Zhang et al., 2024)"
+        and not (item.answerable and n.kind == "trial-id")  # the trial's own registry id
+    ]
+
+
+_ITEM_SPLIT = re.compile(r"\s*(?:[,;:\n•]|\band\b|\bor\b|\[\d+\])\s*", re.I)
+
+
+def list_scores(expected: list[list[str]], shown: str) -> dict[str, float]:
+    """List precision, recall and F1 of a free-text answer (BioASQ list questions).
+
+    Recall: share of expected items named (any synonym). Precision: items named over the
+    items the answer lists, counted as its comma/"and"-separated fragments of at most six
+    words (longer fragments are prose around the list, not items).
+    """
+    text = normalise(shown)
+    found = sum(1 for synonyms in expected if any(normalise(s) in text for s in synonyms if s))
+    fragments = [f for f in _ITEM_SPLIT.split(shown) if re.search(r"\w", f) and len(f.split()) <= 6]
+    listed = max(len(fragments), found)
+    precision = found / listed if listed else 0.0
+    recall = found / len(expected) if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"list_precision": precision, "list_recall": recall, "list_f1": f1}
 
 
 def bootstrap_ci(

@@ -354,6 +354,14 @@ def _print_answer(response: Any, debug: bool) -> None:
                 out.print(f"- {p.title} [dim]({p.doc_id})[/dim]: {hit.text[:240].strip()}...")
     else:
         out.print(response.answer)
+        if response.quoted:
+            out.print("[dim](quoted from the passage: the drafted answer did not hold up)[/dim]")
+        verdict = response.verdict
+        if verdict is not None and not verdict.shown:
+            out.print(
+                "[dim](no yes/no verdict: the evidence does not decide it clearly; "
+                f"{verdict.label} {verdict.probabilities[verdict.label]:.2f})[/dim]"
+            )
         out.print()
         for c in response.citations:
             where = " > ".join(c.section)
@@ -645,7 +653,9 @@ def eval_train_reranker(
 
 @eval_app.command("run")
 def eval_run(
-    gold: Annotated[str, typer.Argument(help="Gold JSONL, or a dataset folder (shared or BEIR).")],
+    gold: Annotated[
+        list[str], typer.Argument(help="Gold JSONL file(s), or a dataset folder (shared or BEIR).")
+    ],
     corpus: Annotated[
         list[str] | None, typer.Option("--corpus", help="Files/folders or a dataset folder.")
     ] = None,
@@ -663,6 +673,13 @@ def eval_run(
     yes_no_mode: Annotated[
         str, typer.Option("--yes-no", help="classify, generate, or auto (generate if key facts)")
     ] = "auto",
+    half: Annotated[
+        str, typer.Option("--half", help="tune, report or all (halves fixed by an id hash)")
+    ] = "all",
+    draft_cache: Annotated[
+        Path | None,
+        typer.Option("--draft-cache", help="Replay drafts kept here; keep new ones (no timings)."),
+    ] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -675,7 +692,9 @@ def eval_run(
     if config is not None:
         os.environ["RAG_CONFIG"] = str(config)
     cfg = EvalConfig(
-        gold=gold,
+        gold=gold[0],
+        more_gold=gold[1:],
+        half=half,
         corpus=corpus or [],
         split=split,
         preset=preset,
@@ -685,10 +704,10 @@ def eval_run(
         tags=tag or [],
         yes_no_mode=yes_no_mode,
     )
-    name = Path(gold).stem if Path(gold).is_file() else Path(gold).name
+    name = Path(gold[0]).stem if Path(gold[0]).is_file() else Path(gold[0]).name
     run_dir = out_dir or Path("runs") / f"{name}-{_time.strftime('%Y%m%d-%H%M%S')}"
     with _errors(), _progress("evaluating") as progress:
-        metrics = run(cfg, run_dir, progress)
+        metrics = run(cfg, run_dir, progress, draft_cache=draft_cache)
     out.print((run_dir / "summary.md").read_text())
     out.print(f"run directory: {run_dir}")
     thresholds = {}
@@ -780,6 +799,115 @@ def eval_support(
             f"  {e['id']} gold={'supported' if e['gold'] else 'unsupported'} "
             f"got={e['verdict']} ({e['type']}): {e['sentence']}"
         )
+
+
+DATASETS = Path("../shared/datasets")
+
+
+@eval_app.command("judge")
+def eval_judge(
+    datasets: Annotated[
+        Path, typer.Option("--datasets", help="The shared datasets folder.")
+    ] = Path("../shared/datasets"),
+    half: Annotated[str, typer.Option("--half", help="report (held out) or tune")] = "report",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+) -> None:
+    """Precision/recall of the trained answer judge on third-party pairs it never saw."""
+    from rag.eval.judge_eval import evaluate
+    from rag.retrieve.expand import QueryExpander
+    from rag.verify import SupportChecker
+    from rag.verify.judge import shared_judge
+
+    settings = load_settings()
+    from rag.assistant import Assistant
+
+    assistant = Assistant(settings)
+
+    def make_checker(judge: Any) -> SupportChecker:
+        return SupportChecker(
+            assistant.embedder.embed,
+            aliases=QueryExpander().related,
+            threshold=settings.verify.support_threshold,
+            judge=judge,
+        )
+
+    with _errors():
+        result = evaluate(datasets, shared_judge(settings.verify.judge_dir), make_checker, half)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    for task, r in result["judge_alone"].items():
+        out.print(
+            f"judge {task}: precision {r['precision']:.3f} recall {r['recall']:.3f} "
+            f"AUC {r['auc']:.3f} (n {r['n']}, threshold {r['threshold']:.3f})"
+        )
+    for name, r in result["scifact_checker"].items():
+        out.print(
+            f"SciFact {name}: precision {r['precision']:.3f} recall {r['recall']:.3f} (n {r['n']})"
+        )
+    r = result["bioasq_answer_sentences"]
+    out.print(f"BioASQ answer sentences: P {r['precision']:.3f} R {r['recall']:.3f} (n {r['n']})")
+
+
+@eval_app.command("trust")
+def eval_trust(
+    half: Annotated[str, typer.Option("--half", help="report (held out) or tune")] = "report",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+    before: Annotated[
+        bool, typer.Option("--before", help="The trust features off (the starting point).")
+    ] = False,
+    datasets: Annotated[Path, typer.Option("--datasets")] = DATASETS,
+    factoid: Annotated[int, typer.Option("--factoid", help="BioASQ factoid sample.")] = 60,
+    listed: Annotated[int, typer.Option("--list", help="BioASQ list sample.")] = 40,
+    yes_no: Annotated[
+        int | None, typer.Option("--yes-no", help="Sample of yes/no questions (default all).")
+    ] = None,
+    draft_cache: Annotated[Path | None, typer.Option("--draft-cache")] = None,
+    runs: Annotated[Path, typer.Option("--runs", help="Where the run directories go.")] = Path(
+        "runs"
+    ),
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Every figure of answer trust on one half: seed variants, BioASQ, PubMedQA, latency."""
+    from rag.eval.bench_trust import main as trust
+
+    with _errors():
+        trust(
+            half,
+            json_out,
+            before,
+            datasets,
+            factoid,
+            listed,
+            yes_no,
+            draft_cache,
+            runs,
+            set_ or [],
+            preset,
+        )
+
+
+@eval_app.command("twins")
+def eval_twins(
+    gold: Annotated[list[Path], typer.Argument(help="Gold JSONL file(s) to twin.")],
+    corpus: Annotated[
+        list[Path] | None, typer.Option("--corpus", help="Corpus files/folders (default: seeds).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--out", help="Twin gold JSONL to write.")] = Path(
+        "eval/gold/seed_twins.jsonl"
+    ),
+) -> None:
+    """Entity-swapped twins: each question about a trial/drug/gene no document names."""
+    from rag.eval.gold import load_gold, write_gold
+    from rag.eval.twins import corpus_text, make_twins
+    from rag.paths import seeds_dir
+
+    with _errors():
+        items = load_gold(*gold)
+        twins = make_twins(items, corpus_text(corpus or [seeds_dir()]))
+        write_gold(twins, output)
+    out.print(f"wrote {len(twins)} twins of {len(items)} questions to {output}")
 
 
 def main() -> None:

@@ -143,8 +143,10 @@ def answer_html(response: AnswerResponse, turn: int) -> str:
             if response.abstain_reason
             else ""
         )
+        # "The indexed documents do not mention KEYNOTE-189." says more than the generic box.
+        said = response.answer.rstrip(".") or ABSTAIN_BOX
         return (
-            f"<div class='rag-abstain'><strong>{ABSTAIN_BOX}.</strong>{reason}"
+            f"<div class='rag-abstain'><strong>{_e(said)}.</strong>{reason}"
             "<div class='rag-reason'>The closest passages are shown under Sources.</div></div>"
         )
     text = _e(response.answer)
@@ -152,7 +154,13 @@ def answer_html(response: AnswerResponse, turn: int) -> str:
         lambda m: f"<a class='rag-cite' href='#rag-src-{turn}-{m.group(1)}'>[{m.group(1)}]</a>",
         text,
     )
-    return f"<div class='rag-answer'>{linked}</div>"
+    notes = []
+    if response.quoted:
+        notes.append("Quoted from the passage: the drafted answer did not hold up.")
+    if response.verdict is not None and not response.verdict.shown:
+        notes.append("No yes/no verdict: the evidence does not decide it clearly.")
+    note = "".join(f"<div class='rag-reason'>{_e(n)}</div>" for n in notes)
+    return f"<div class='rag-answer'>{linked}</div>{note}"
 
 
 def draft_html(evidence: list[Evidence], draft: str) -> str:

@@ -71,10 +71,12 @@ def test_run_directory_is_complete_and_metrics_match_records(finished_run) -> No
     pfs_correct = float(not pfs["abstained"] and fact_present("7.1 months", pfs["answer"]))
     chemo = records["chemo"]["response"]
     chemo_correct = float(chemo["label"] == "yes")
-    # The content-free prior is recorded for every label, so either decision rule can be
-    # scored from one run; the default rule (none) takes the plain argmax.
-    assert set(chemo["prior_logprobs"]) == set(chemo["logprobs"]) == {"yes", "no", "maybe"}
-    assert chemo["label"] == max(chemo["logprobs"], key=chemo["logprobs"].get)
+    # The label comes from the trained verdict classifier: its most probable label, with
+    # the probabilities and whether it was confident enough to be shown.
+    verdict = chemo["verdict"]
+    assert set(verdict["probabilities"]) == set(chemo["logprobs"]) == {"yes", "no", "maybe"}
+    assert chemo["label"] == verdict["label"]
+    assert verdict["label"] == max(verdict["probabilities"], key=verdict["probabilities"].get)
     assert metrics["correct"]["value"] == pytest.approx((pfs_correct + chemo_correct) / 2)
     assert metrics["correct"]["n"] == 2
     france_abstained = records["france"]["response"]["abstained"]
@@ -103,3 +105,23 @@ def test_report_compare_and_gate(finished_run) -> None:
         f"correct: {metrics['overall']['correct']['value']:.3f} < 2.0"
     ]
     assert gate(metrics, {"no_such_metric": 0.1}) == ["no_such_metric: not measured in this run"]
+
+
+def test_kept_drafts_are_replayed_without_timings(finished_run, tmp_path: Path) -> None:
+    _, cfg = finished_run
+    drafts = tmp_path / "drafts"
+    first = run(cfg, tmp_path / "first", None, draft_cache=drafts)
+    kept = sorted(p.name for p in drafts.glob("*.json"))
+    assert kept and first["drafts_replayed"] == 0
+    second = run(cfg, tmp_path / "second", None, draft_cache=drafts)
+    assert second["drafts_replayed"] == len(kept)
+    assert sorted(p.name for p in drafts.glob("*.json")) == kept
+    a = {p.name: json.loads(p.read_text()) for p in (tmp_path / "first" / "records").glob("*")}
+    b = {p.name: json.loads(p.read_text()) for p in (tmp_path / "second" / "records").glob("*")}
+    def shown(response: dict) -> dict:
+        return {k: v for k, v in response.items() if not k.startswith("timings")}
+
+    for name, record in a.items():
+        assert shown(b[name]["response"]) == shown(record["response"])
+        if b[name].get("replayed_draft"):
+            assert not any(k.startswith("latency.") for k in b[name]["values"])

@@ -105,3 +105,31 @@ def test_token_f1_and_paired_delta() -> None:
     assert token_f1("PD-L1", "PD-L1 status") == pytest.approx(2 * 1 * (2 / 3) / (1 + 2 / 3))
     d = paired_delta({"a": 0, "b": 1, "c": 1}, {"a": 1, "b": 1, "c": 0})
     assert (d["wins"], d["losses"], d["ties"]) == (1, 1, 1) and d["delta"] == 0.0
+
+
+def test_list_answers_score_precision_recall_and_f1() -> None:
+    from rag.eval.scoring import list_scores
+
+    expected = [["hypoxia"], ["oxidative stress"], ["inflammation", "inflammatory response"]]
+    full = list_scores(expected, "GDF15 rises with hypoxia, oxidative stress and inflammation [1].")
+    assert full["list_recall"] == 1.0 and full["list_f1"] > 0.7
+    partial = list_scores(expected, "Hypoxia, fever, anaemia and pain [1].")
+    assert partial["list_recall"] == 1 / 3
+    assert partial["list_precision"] == 1 / 4
+    assert list_scores(expected, "")["list_f1"] == 0.0
+
+
+def test_a_figure_outside_the_gold_quotes_counts_as_a_wrong_figure() -> None:
+    from rag.eval.scoring import shown_figures
+
+    item = GoldItem(
+        id="x",
+        question="What was the median PFS in trial A?",
+        key_facts=["7.1 months"],
+        gold_quotes=["The median PFS was 7.1 months (HR, 0.46; P < .001)"],
+    )
+    assert shown_figures(item, "The median PFS was 7.1 months (HR 0.46) [1].") == []
+    assert shown_figures(item, "The hazard ratio was 0.99 [1].") == ["0.99"]
+    twin = GoldItem(id="y", question="What HR did trial B report?", answerable=False)
+    assert shown_figures(twin, "The HR was 0.99; P = .46 [1].") == ["0.99", "P = .46"]
+    assert shown_figures(GoldItem(id="z", question="What is X?", key_facts=["y"]), "9") is None

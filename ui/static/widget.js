@@ -312,7 +312,8 @@
     var cards = el("div", "citations");
     if (response.abstained) {
       var box = el("div", "abstain");
-      box.appendChild(el("strong", null, ABSTAIN + "."));
+      var said = (response.answer || ABSTAIN).replace(/\.$/, "");
+      box.appendChild(el("strong", null, said + "."));
       if (response.abstain_reason) {
         box.appendChild(el("div", "where", response.abstain_reason));
       }
@@ -328,6 +329,16 @@
         cards.appendChild(citationDetails(c, response.evidence));
       });
       bubble.appendChild(answerNode(response.answer, cards));
+      if (response.quoted) {
+        bubble.appendChild(
+          el("div", "where", "Quoted from the passage: the drafted answer did not hold up.")
+        );
+      }
+      if (response.verdict && !response.verdict.shown) {
+        bubble.appendChild(
+          el("div", "where", "No yes/no verdict: the evidence does not decide it clearly.")
+        );
+      }
     }
     bubble.appendChild(cards);
     this.answer = response.answer;
