@@ -55,28 +55,6 @@ def test_ask_stream_sends_evidence_then_tokens_then_final(live, chat: httpx.Clie
     assert "".join(e[1] for e in events if e[0] == "token").strip() == final["raw_answer"]
 
 
-def test_a_draft_that_copies_the_prompt_example_is_redrafted(live, chat: httpx.Client, sse) -> None:
-    # On this false-premise seed question the 0.5B's first draft repeats the system prompt's
-    # worked example ("The median overall survival was 12.3 months with ..."); the stream says
-    # so, the second draft follows, and only the second draft is verified.
-    question = (
-        "How much did ramucirumab plus pembrolizumab improve overall survival in Pragmatica-Lung?"
-    )
-    with chat.stream("POST", "/api/ask/stream", json={"question": question}) as response:
-        assert response.status_code == 200
-        events = [(name, data["data"]) for name, data in sse(response.iter_lines())]
-    names = [name for name, _ in events]
-    assert names.count("retry") == 1, names
-    at = names.index("retry")
-    first = "".join(d for n, d in events[:at] if n == "token")
-    second = "".join(d for n, d in events[at:] if n == "token")
-    assert "12.3" in first or "drug A" in first
-    final = events[-1][1]
-    assert names[-1] == "final" and final["retried"] is True
-    assert final["raw_answer"] == second.strip()
-    assert "12.3" not in final["answer"] and "9.8" not in final["answer"]
-
-
 def test_follow_up_is_rewritten_before_retrieval(live, chat: httpx.Client, sse) -> None:
     history = [
         {"role": "user", "content": live.question},
