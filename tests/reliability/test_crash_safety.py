@@ -5,7 +5,9 @@ The child is the real CLI command (``rag.cli.main`` in a subprocess, ~60 small t
 ``ingest.commit_every=3``) with three print hooks: the ingest starting, each completed commit
 (``Indexer.on_commit``, as tests/store/test_index.py does) and the derived-file writes at the
 end of the write session (FAISS + BM25 + manifest). Fourteen kills are spread over the whole
-run (one per stratum, seeded jitter); six land inside the derived-file writes. Figures go to
+ingest, each anchored on the child's START or n-th commit marker plus a seeded fraction of one
+commit's time (a wall-clock plan from a calibration run misses when the machine is busier or
+idler than it was); six land inside the derived-file writes. Figures go to
 eval/results/crash_safety.json.
 """
 
@@ -117,12 +119,13 @@ class Child:
         for line in self.proc.stdout:
             self.events.append((time.monotonic(), line.rstrip("\n")))
 
-    def wait_for(self, marker: str, timeout: float) -> float:
+    def wait_for(self, marker: str, timeout: float, nth: int = 1) -> float:
+        """When the ``nth`` line starting with ``marker`` was read."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for t, line in list(self.events):
-                if line.split(" ", 1)[0] == marker:
-                    return t
+            seen = [t for t, line in list(self.events) if line.split(" ", 1)[0] == marker]
+            if len(seen) >= nth:
+                return seen[nth - 1]
             if self.proc.poll() is not None and not self._reader.is_alive():
                 break
             time.sleep(0.002)
@@ -192,19 +195,31 @@ def test_killed_cli_ingest_never_loses_committed_documents(tmp_path: Path, embed
     sync_s = calib.wait_for("SYNCED", 1) - sync_at
     assert len(calib.committed()) == N_DOCS - 1
 
+    commits = [t for t, line in calib.events if line.startswith("COMMITTED")]
+    gap_s = (commits[-1] - start) / len(commits)
+
+    # Spread kills are anchored on the child's own markers (START, then the n-th commit) plus
+    # a seeded fraction of one commit's time, so they land across the whole ingest however
+    # much faster or slower this run is than the calibration; sync kills land in the writes.
     rng = random.Random(SEED)
-    plan: list[tuple[str, float]] = [
-        ("spread", (i + rng.random()) / SPREAD_KILLS * run_s) for i in range(SPREAD_KILLS)
+    plan: list[tuple[str, int, float]] = [
+        ("spread", i * len(commits) // SPREAD_KILLS, rng.random() * gap_s)
+        for i in range(SPREAD_KILLS)
     ]
-    plan += [("sync", rng.random() * 0.9 * sync_s) for _ in range(SYNC_KILLS)]
+    plan += [("sync", 0, rng.random() * 0.9 * sync_s) for _ in range(SYNC_KILLS)]
     rng.shuffle(plan)
 
     trials: list[dict[str, Any]] = []
-    for n, (kind, delay) in enumerate(plan):
+    for n, (kind, after_commits, delay) in enumerate(plan):
         index = tmp_path / f"index-{n:02d}"
         shutil.copytree(base, index)
         child = Child(script, docs, index, tmp_path / f"child-{n:02d}.log")
-        anchor = child.wait_for("START", 600) if kind == "spread" else child.wait_for("SYNC", 900)
+        if kind == "sync":
+            anchor = child.wait_for("SYNC", 900)
+        elif after_commits:
+            anchor = child.wait_for("COMMITTED", 900, nth=after_commits)
+        else:
+            anchor = child.wait_for("START", 600)
         while time.monotonic() < anchor + delay and child.proc.poll() is None:
             time.sleep(0.001)
         exited_first = child.proc.poll() is not None
@@ -228,6 +243,7 @@ def test_killed_cli_ingest_never_loses_committed_documents(tmp_path: Path, embed
         trials.append(
             {
                 "kind": kind,
+                "after_commits": after_commits,
                 "delay_s": round(delay, 3),
                 "phase": "process had already exited" if exited_first else child.phase(killed_at),
                 "committed_before_kill": len(committed),
@@ -275,7 +291,12 @@ def test_killed_cli_ingest_never_loses_committed_documents(tmp_path: Path, embed
         "kills_leaving_temp_files": sum(1 for t in trials if t["temp_leftovers"]),
         "cli_rerun_exit_code": finish.returncode,
         "cli_check_exit_code": check.returncode,
-        "calibration": {"run_s": round(run_s, 2), "derived_writes_s": round(sync_s, 3)},
+        "calibration": {
+            "run_s": round(run_s, 2),
+            "commits": len(commits),
+            "commit_s": round(gap_s, 3),
+            "derived_writes_s": round(sync_s, 3),
+        },
         "docs": N_DOCS,
         "commit_every": 3,
         "seed": SEED,
