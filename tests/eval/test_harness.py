@@ -118,6 +118,7 @@ def test_kept_drafts_are_replayed_without_timings(finished_run, tmp_path: Path) 
     assert sorted(p.name for p in drafts.glob("*.json")) == kept
     a = {p.name: json.loads(p.read_text()) for p in (tmp_path / "first" / "records").glob("*")}
     b = {p.name: json.loads(p.read_text()) for p in (tmp_path / "second" / "records").glob("*")}
+
     def shown(response: dict) -> dict:
         return {k: v for k, v in response.items() if not k.startswith("timings")}
 
