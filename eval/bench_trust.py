@@ -49,6 +49,18 @@ def _no_when_no(run_dir: Path) -> float | None:
     return sum(said) / len(said) if said else None
 
 
+def _verdicts(metrics: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Yes/no figures of one run: accuracy, macro-F1, "no" when "no", verdicts shown."""
+    return {
+        "questions": metrics["questions"],
+        "accuracy": _value(metrics, "yes_no_accuracy"),
+        "macro_f1": _value(metrics, "yes_no_macro_f1"),
+        "no_when_no": _no_when_no(run_dir),
+        "verdict_shown": _value(metrics, "verdict_shown"),
+        "verdict_shown_correct": _value(metrics, "verdict_shown_correct"),
+    }
+
+
 def _seed(metrics: dict[str, Any]) -> dict[str, Any]:
     tags = metrics["by_tag"]
     originals = {k: v for k, v in metrics["overall"].items()}
@@ -115,14 +127,7 @@ def bench(
         gold=bioasq, half=half, tags=["yesno"], limit=yes_no, preset=preset, overrides=overrides
     )
     metrics, run_dir = go("bioasq-yesno", yn_cfg)
-    result["bioasq_yesno"] = {
-        "questions": metrics["questions"],
-        "accuracy": _value(metrics, "yes_no_accuracy"),
-        "macro_f1": _value(metrics, "yes_no_macro_f1"),
-        "no_when_no": _no_when_no(run_dir),
-        "verdict_shown": _value(metrics, "verdict_shown"),
-        "verdict_shown_correct": _value(metrics, "verdict_shown_correct"),
-    }
+    result["bioasq_yesno"] = _verdicts(metrics, run_dir)
     for tag, limit, key in (("factoid", factoid, "synonym_match"), ("list", listed, "list_f1")):
         cfg = EvalConfig(
             gold=bioasq, half=half, tags=[tag], limit=limit, preset=preset, overrides=overrides
@@ -139,14 +144,7 @@ def bench(
         gold=str(datasets / "pubmedqa"), half=half, limit=yes_no, preset=preset, overrides=overrides
     )
     metrics, run_dir = go("pubmedqa", pubmedqa)
-    result["pubmedqa"] = {
-        "questions": metrics["questions"],
-        "accuracy": _value(metrics, "yes_no_accuracy"),
-        "macro_f1": _value(metrics, "yes_no_macro_f1"),
-        "no_when_no": _no_when_no(run_dir),
-        "verdict_shown": _value(metrics, "verdict_shown"),
-        "verdict_shown_correct": _value(metrics, "verdict_shown_correct"),
-    }
+    result["pubmedqa"] = _verdicts(metrics, run_dir)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 

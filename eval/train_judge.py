@@ -90,13 +90,20 @@ def train(
         },
         "data_fingerprint": _fingerprint(fit),
         "thresholds": thresholds,
-        "adapter_sha256": hashlib.sha256((out / ADAPTER_FILE).read_bytes()).hexdigest(),
-        "adapter_bytes": (out / ADAPTER_FILE).stat().st_size,
-        "train_seconds": round(train_s, 1),
-        "command": "python -m rag.eval.train_judge --datasets ../shared/datasets",
+        **_provenance(out / ADAPTER_FILE, train_s, ""),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _provenance(adapter: Path, train_s: float, flags: str) -> dict[str, Any]:
+    """What a manifest records of the adapter beside it and the command that rebuilds it."""
+    return {
+        "adapter_sha256": hashlib.sha256(adapter.read_bytes()).hexdigest(),
+        "adapter_bytes": adapter.stat().st_size,
+        "train_seconds": round(train_s, 1),
+        "command": f"python -m rag.eval.train_judge {flags}--datasets ../shared/datasets",
+    }
 
 
 def fit_adapter(
@@ -211,10 +218,7 @@ def train_verdict(datasets: Path, out: Path, *, epochs: int, seed: int) -> dict[
         },
         "confidence": confidence,
         "calibration": selective(probs, gold, confidence),
-        "adapter_sha256": hashlib.sha256((out / VERDICT_ADAPTER_FILE).read_bytes()).hexdigest(),
-        "adapter_bytes": (out / VERDICT_ADAPTER_FILE).stat().st_size,
-        "train_seconds": round(train_s, 1),
-        "command": "python -m rag.eval.train_judge --head verdict --datasets ../shared/datasets",
+        **_provenance(out / VERDICT_ADAPTER_FILE, train_s, "--head verdict "),
     }
     (out / VERDICT_MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
