@@ -18,11 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded
-from rag.verify.numbers import extract_numbers
+from rag.verify.numbers import extract_numbers, strip_citations
 
 SPECIFIC = frozenset({"trial", "trial-id", "drug"})
 _LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
 _YEAR = re.compile(r"(?:19|20)\d\d")
+# Digits that belong to a name ("PD-1", "IL-12", "JAK1", "CD8", "G12C"), not a result.
+_NAME_BEFORE = re.compile(r"[A-Za-z][-–]?$")
+
+
+def _inside_name(text: str, start: int, end: int) -> bool:
+    return (
+        bool(_NAME_BEFORE.search(text[max(0, start - 2) : start])) or text[end : end + 1].isalpha()
+    )
 
 
 @dataclass
@@ -56,10 +64,13 @@ class Grounding:
             if not self._grounded(entity, citations, quotes):
                 return f"the cited passage is not about {entity.text}, which the question names"
         asked = {n.canonical for n in extract_numbers(self.question)}
+        clean = strip_citations(sentence)
         for number in extract_numbers(sentence):
             if number.kind == "trial-id" or number.canonical in asked:
                 continue
-            if _LABEL.search(sentence[: number.start]) or _YEAR.fullmatch(number.text):
+            if _inside_name(clean, number.start, number.end):
+                continue  # the 1 of "PD-1" is no trial's figure
+            if _LABEL.search(clean[: number.start]) or _YEAR.fullmatch(number.text):
                 continue  # "phase 2", "stage IV", "(Mathew et al., 2024)": not a result
             owners: list[str] = []
             for c in cited:

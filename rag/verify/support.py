@@ -30,6 +30,7 @@ Verdict = Literal["supported", "partial", "unsupported"]
 
 _STEM = Stemmer.Stemmer("english")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*|\d+(?:\.\d+)?")
+_DOMAIN = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:gov|org|com|net|eu|int)\b", re.I)
 _NEGATION = re.compile(
     r"\b(no|not|never|without|failed|fails?|failure|neither|nor|none|non-?significant|"
     r"lack(?:ed|s)?|absence|absent|unable)\b",
@@ -201,7 +202,8 @@ def _negated_overlap(claim: str, passage_sentence: str, window: int = 5) -> bool
 def salient_terms(sentence: str) -> list[str]:
     """Tokens whose mismatch changes the claim: drugs, trials, genes, biomarkers, acronyms."""
     terms: list[str] = []
-    words = _WORD.findall(sentence)
+    # A web address ("ClinicalTrials.gov") names where something is found, not what it is.
+    words = _WORD.findall(_DOMAIN.sub(" ", sentence))
     for i, word in enumerate(words):
         core = word.strip("'’-")
         if len(core) < 3 or core.replace(".", "").isdigit():

@@ -61,3 +61,13 @@ def test_the_verifier_drops_what_grounding_refuses(embedder) -> None:
     )
     assert result.sentences and not result.kept
     assert "not about KODIAK-2" in (result.sentences[0].non_answer or "")
+
+
+def test_digits_of_a_name_are_no_trial_figure() -> None:
+    # The 1 of "PD-1" also stands in the passage under another trial; it is part of a name,
+    # not a result, so it never makes the sentence another trial's.
+    question = "What kind of antibody is ivolumab in KODIAK-2?"
+    text = "In TUNDRA-1, zalutumab, a PD-1 antibody, reached 1 response. In KODIAK-2, ivolumab ran."
+    g = Grounding(question, named_entities(question), {1: Cited(text=text, label="Report")})
+    assert g.sentence_problem("Ivolumab is a PD-1 antibody [1].", [1]) is None
+    assert "TUNDRA-1" in (g.sentence_problem("Ivolumab reached 1 response [1].", [1]) or "")

@@ -91,3 +91,17 @@ def test_passage_labels_back_words_that_name_the_document(checker: SupportChecke
     (named,) = Verifier(checker).run(wrong, passages, labels=labels).sentences
     assert named.verdict == "unsupported"
     assert "Oncotarget" in " ".join(named.support.reasons)
+
+
+def test_a_web_address_is_not_a_claim_term() -> None:
+    from rag.verify.support import salient_terms
+
+    sentence = "The ClinicalTrials.gov identifier of the HARMONi-A study is NCT05184712."
+    assert salient_terms(sentence) == ["HARMONi-A", "NCT05184712"]
+    passage = "The phase 3 HARMONi-A study (NCT05184712) met its primary endpoint."
+    result = SupportChecker().check(sentence, {1: passage})
+    assert not result.missing_terms
+    # A name that is not an address still must be in the passage.
+    assert SupportChecker().check(
+        "The KEYNOTE-189 identifier is NCT05184712.", {1: passage}
+    ).missing_terms == ["KEYNOTE-189"]
