@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 QUESTION ?= What was the median progression-free survival with ivonescimab in HARMONi-A?
 
-.PHONY: run test install install-test serve lint bench-index
+.PHONY: run test test-fast install install-test serve lint bench-index
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ serve: install
 # Installs test dependencies (and Debian chromium for the browser tests), then runs every test.
 test: install-test
 	$(BIN)/python -m pytest
+
+# The inner loop: no real generator, server or browser (about a minute and a half).
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not slow and not integration"
 
 lint:
 	$(BIN)/ruff check rag ui eval tests
