@@ -75,7 +75,8 @@ def item_values(item: GoldItem, record: dict[str, Any]) -> dict[str, float | Non
         text = f"{shown}\n{raw}".lower()
         v["forbidden_free"] = float(not any(f.lower() in text for f in item.forbidden))
 
-    figures = shown_figures(item, shown)
+    passages = [c.get("passage", "") for c in response.get("citations") or []]
+    figures = shown_figures(item, shown, passages)
     if figures is not None:
         v["wrong_figure"] = float(bool(figures))
     sentences = response.get("sentences") or []
@@ -117,25 +118,53 @@ def item_values(item: GoldItem, record: dict[str, Any]) -> dict[str, float | Non
     return v
 
 
-def shown_figures(item: GoldItem, shown: str) -> list[str] | None:
+def shown_figures(item: GoldItem, shown: str, passages: Sequence[str] = ()) -> list[str] | None:
     """Figures in a shown answer that are not the item's: for an unanswerable item every
     figure not in the question; for an answerable one every figure in none of its gold quotes
-    (a figure from another sentence, often about another trial). Years and, for answerable
-    items, registry ids do not count. None when an answerable item has no gold quotes."""
+    nor in the cited passage sentences that hold a gold quote (a figure from another sentence,
+    often about another trial). Years, dates, ordinals, the digits of names and, for
+    answerable items, registry ids do not count. None when an answerable item has no gold
+    quotes."""
     if item.answerable and not item.gold_quotes:
         return None
-    from rag.verify.numbers import canonical_set, extract_numbers
+    from rag.verify.numbers import (
+        canonical_set,
+        day_of_month,
+        extract_numbers,
+        inside_name,
+        strip_citations,
+    )
 
     allowed = canonical_set(item.question)
     if item.answerable:
         allowed |= canonical_set(" ".join(item.gold_quotes))
+        allowed |= canonical_set(" ".join(_gold_sentences(item.gold_quotes, passages)))
+    clean = strip_citations(shown)
     return [
         n.text
         for n in extract_numbers(shown)
         if n.canonical not in allowed
         and not re.fullmatch(r"(?:19|20)\d\d", n.text)  # a year, as in "(Zhang et al., 2024)"
         and not (item.answerable and n.kind == "trial-id")  # the trial's own registry id
+        # Not figures at all: the digits of a name (PD-L1, JAK1), an ordinal, a date.
+        and not inside_name(clean, n.start, n.end)
+        and n.kind != "ordinal"
+        and not day_of_month(clean, n.start)
     ]
+
+
+def _gold_sentences(quotes: Sequence[str], passages: Sequence[str]) -> list[str]:
+    """The sentences of ``passages`` that hold one of the gold ``quotes`` (spacing aside)."""
+    from rag.text.entities import sentence_spans
+
+    wanted = [normalise(q) for q in quotes if q.strip()]
+    found = []
+    for passage in passages:
+        for a, b in sentence_spans(passage):
+            sentence = passage[a:b]
+            if any(q in normalise(sentence) for q in wanted):
+                found.append(sentence)
+    return found
 
 
 _ITEM_SPLIT = re.compile(r"\s*(?:[,;:\n•]|\band\b|\bor\b|\[\d+\])\s*", re.I)

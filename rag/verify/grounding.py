@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded
-from rag.verify.numbers import extract_numbers, strip_citations
+from rag.verify.numbers import extract_numbers, inside_name, strip_citations
 
 SPECIFIC = frozenset({"trial", "trial-id", "drug"})
 _LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
@@ -68,7 +68,7 @@ class Grounding:
         for number in extract_numbers(sentence):
             if number.kind == "trial-id" or number.canonical in asked:
                 continue
-            if _inside_name(clean, number.start, number.end):
+            if inside_name(clean, number.start, number.end):
                 continue  # the 1 of "PD-1" is no trial's figure
             if _LABEL.search(clean[: number.start]) or _YEAR.fullmatch(number.text):
                 continue  # "phase 2", "stage IV", "(Mathew et al., 2024)": not a result

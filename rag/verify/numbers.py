@@ -99,3 +99,21 @@ def untraced(sentence: str, passages: list[str]) -> list[NumberMention]:
     for passage in passages:
         available |= canonical_set(passage)
     return [n for n in extract_numbers(sentence) if n.canonical not in available]
+
+
+_NAME_BEFORE = re.compile(r"[A-Za-z][-–]?$")
+_MONTH_BEFORE = re.compile(
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+$", re.I
+)
+
+
+def inside_name(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is digits of a name ("PD-1", "IL-12", "JAK1", "G12C")."""
+    return (
+        bool(_NAME_BEFORE.search(text[max(0, start - 2) : start])) or text[end : end + 1].isalpha()
+    )
+
+
+def day_of_month(text: str, start: int) -> bool:
+    """Whether the number at ``start`` follows a month name ("July 25")."""
+    return bool(_MONTH_BEFORE.search(text[max(0, start - 12) : start]))
