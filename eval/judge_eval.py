@@ -29,12 +29,11 @@ def confusion(gold: Sequence[int], predicted: Sequence[bool]) -> dict[str, Any]:
     fp = sum(1 for g, p in zip(gold, predicted, strict=True) if not g and p)
     fn = sum(1 for g, p in zip(gold, predicted, strict=True) if g and not p)
     tn = len(gold) - tp - fp - fn
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
+    # None (JSON null) where a ratio has no denominator: NaN is not JSON.
     return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "accuracy": round((tp + tn) / len(gold), 4) if gold else float("nan"),
+        "precision": round(tp / (tp + fp), 4) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "accuracy": round((tp + tn) / len(gold), 4) if gold else None,
         "n": len(gold),
         "tp": tp,
         "fp": fp,
@@ -43,21 +42,17 @@ def confusion(gold: Sequence[int], predicted: Sequence[bool]) -> dict[str, Any]:
     }
 
 
-def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    y = np.asarray(labels)
-    s = np.asarray(scores, dtype=np.float64)
-    pos, neg = s[y == 1], s[y == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    values = np.concatenate([pos, neg])
-    for v in np.unique(values):  # average ranks of ties
-        tied = values == v
-        ranks[tied] = ranks[tied].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
+    """ROC AUC (scikit-learn); None when one class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(labels)) < 2:
+        return None
+    return float(roc_auc_score(labels, scores))
 
 
 def judge_alone(judge: Judge, pairs: list[Pair]) -> dict[str, Any]:
@@ -73,7 +68,7 @@ def judge_alone(judge: Judge, pairs: list[Pair]) -> dict[str, Any]:
         predicted = [scores[i] >= t for i in idx]
         entry = confusion(labels, predicted) | {
             "threshold": t,
-            "auc": round(auc(labels, [scores[i] for i in idx]), 4),
+            "auc": _round(auc(labels, [scores[i] for i in idx])),
             "at_reject": confusion(labels, [scores[i] >= reject for i in idx])
             | {"threshold": reject},
         }

@@ -836,17 +836,21 @@ def eval_judge(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def f(x: float | None) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
     for task, r in result["judge_alone"].items():
         out.print(
-            f"judge {task}: precision {r['precision']:.3f} recall {r['recall']:.3f} "
-            f"AUC {r['auc']:.3f} (n {r['n']}, threshold {r['threshold']:.3f})"
+            f"judge {task}: precision {f(r['precision'])} recall {f(r['recall'])} "
+            f"AUC {f(r['auc'])} (n {r['n']}, threshold {r['threshold']:.3f})"
         )
     for name, r in result["scifact_checker"].items():
         out.print(
-            f"SciFact {name}: precision {r['precision']:.3f} recall {r['recall']:.3f} (n {r['n']})"
+            f"SciFact {name}: precision {f(r['precision'])} recall {f(r['recall'])} (n {r['n']})"
         )
     r = result["bioasq_answer_sentences"]
-    out.print(f"BioASQ answer sentences: P {r['precision']:.3f} R {r['recall']:.3f} (n {r['n']})")
+    out.print(f"BioASQ answer sentences: P {f(r['precision'])} R {f(r['recall'])} (n {r['n']})")
 
 
 @eval_app.command("trust")
