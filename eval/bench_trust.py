@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from rag.eval.harness import EvalConfig, run
 
 from rag.paths import gold_dir
 
+PARTS = ("seed", "bioasq-yesno", "bioasq-factoid", "bioasq-list", "pubmedqa")
+# The tag rag.eval.importers gives each BioASQ question type.
+BIOASQ_TAGS = {"bioasq-yesno": "yes_no", "bioasq-factoid": "factoid", "bioasq-list": "list"}
 BEFORE = [
     "verify.judge=none",
     "verify.grounding=false",
@@ -102,7 +106,11 @@ def bench(
     yes_no: int | None,
     draft_cache: Path | None,
     preset: str | None = None,
+    parts: Sequence[str] = PARTS,
 ) -> dict[str, Any]:
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; the parts are {', '.join(PARTS)}")
     gold = gold_dir()
     started = time.perf_counter()
     result: dict[str, Any] = {"half": half, "overrides": overrides, "preset": preset}
@@ -119,18 +127,32 @@ def bench(
         preset=preset,
         overrides=overrides,
     )
-    metrics, _ = go("seed", seed_cfg)
-    result["seed"] = _seed(metrics)
+    if "seed" in parts:
+        metrics, _ = go("seed", seed_cfg)
+        result["seed"] = _seed(metrics)
 
     bioasq = str(datasets / "bioasq")
     yn_cfg = EvalConfig(
-        gold=bioasq, half=half, tags=["yesno"], limit=yes_no, preset=preset, overrides=overrides
+        gold=bioasq,
+        half=half,
+        tags=[BIOASQ_TAGS["bioasq-yesno"]],
+        limit=yes_no,
+        preset=preset,
+        overrides=overrides,
     )
-    metrics, run_dir = go("bioasq-yesno", yn_cfg)
-    result["bioasq_yesno"] = _verdicts(metrics, run_dir)
+    if "bioasq-yesno" in parts:
+        metrics, run_dir = go("bioasq-yesno", yn_cfg)
+        result["bioasq_yesno"] = _verdicts(metrics, run_dir)
     for tag, limit, key in (("factoid", factoid, "synonym_match"), ("list", listed, "list_f1")):
+        if f"bioasq-{tag}" not in parts:
+            continue
         cfg = EvalConfig(
-            gold=bioasq, half=half, tags=[tag], limit=limit, preset=preset, overrides=overrides
+            gold=bioasq,
+            half=half,
+            tags=[BIOASQ_TAGS[f"bioasq-{tag}"]],
+            limit=limit,
+            preset=preset,
+            overrides=overrides,
         )
         metrics, _ = go(f"bioasq-{tag}", cfg)
         result[f"bioasq_{tag}"] = {
@@ -143,8 +165,9 @@ def bench(
     pubmedqa = EvalConfig(
         gold=str(datasets / "pubmedqa"), half=half, limit=yes_no, preset=preset, overrides=overrides
     )
-    metrics, run_dir = go("pubmedqa", pubmedqa)
-    result["pubmedqa"] = _verdicts(metrics, run_dir)
+    if "pubmedqa" in parts:
+        metrics, run_dir = go("pubmedqa", pubmedqa)
+        result["pubmedqa"] = _verdicts(metrics, run_dir)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -153,30 +176,31 @@ def markdown(result: dict[str, Any]) -> str:
     def f(x: Any) -> str:
         return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
-    s = result["seed"]
-    lines = [
-        f"half: {result['half']}, overrides: {result['overrides'] or 'none'}",
-        "",
-        "| figure | value |",
-        "|---|---|",
-        f"| seed correct (answerable, all phrasings) | {f(s['correct'])} |",
-        f"| seed paraphrases correct | {f(s.get('paraphrase', {}).get('correct'))} |",
-        f"| seed twins abstained | {f(s.get('twin', {}).get('abstained'))} |",
-        f"| seed abstention precision / recall | {f(s['abstention_precision'])} / "
-        f"{f(s['abstention_recall'])} |",
-        f"| seed wrong-figure rate | {f(s['wrong_figure_rate'])} |",
-        f"| seed consistent across phrasings | {f((s['phrasings'] or {}).get('consistent'))} |",
-    ]
+    lines = [f"half: {result['half']}, overrides: {result['overrides'] or 'none'}", ""]
+    lines += ["| figure | value |", "|---|---|"]
+    s = result.get("seed")
+    if s:
+        lines += [
+            f"| seed correct (answerable, all phrasings) | {f(s['correct'])} |",
+            f"| seed paraphrases correct | {f(s.get('paraphrase', {}).get('correct'))} |",
+            f"| seed twins abstained | {f(s.get('twin', {}).get('abstained'))} |",
+            f"| seed abstention precision / recall | {f(s['abstention_precision'])} / "
+            f"{f(s['abstention_recall'])} |",
+            f"| seed wrong-figure rate | {f(s['wrong_figure_rate'])} |",
+            f"| seed consistent across phrasings | {f((s['phrasings'] or {}).get('consistent'))} |",
+        ]
     for name, label in (("bioasq_yesno", "BioASQ yes/no"), ("pubmedqa", "PubMedQA")):
-        r = result[name]
-        lines.append(
-            f"| {label} accuracy / macro-F1 / no-when-no | {f(r['accuracy'])} / "
-            f"{f(r['macro_f1'])} / {f(r['no_when_no'])} |"
-        )
-    lines.append(f"| BioASQ factoid any-synonym | {f(result['bioasq_factoid']['synonym_match'])} |")
-    lines.append(f"| BioASQ list F1 | {f(result['bioasq_list']['list_f1'])} |")
+        if r := result.get(name):
+            lines.append(
+                f"| {label} accuracy / macro-F1 / no-when-no | {f(r['accuracy'])} / "
+                f"{f(r['macro_f1'])} / {f(r['no_when_no'])} |"
+            )
+    if r := result.get("bioasq_factoid"):
+        lines.append(f"| BioASQ factoid any-synonym | {f(r['synonym_match'])} |")
+    if r := result.get("bioasq_list"):
+        lines.append(f"| BioASQ list F1 | {f(r['list_f1'])} |")
     for key in ("ttft_ms", "total_ms"):
-        if key in s:
+        if s and key in s:
             lines.append(f"| {key} p50 / p95 | {s[key]['p50']:.0f} / {s[key]['p95']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -193,7 +217,10 @@ def main(
     runs: Path,
     overrides: list[str],
     preset: str | None = None,
+    parts: Sequence[str] = PARTS,
 ) -> dict[str, Any]:
+    """Run ``parts`` and write their figures into ``json_out``, keeping the other parts a
+    previous run wrote there (so one part can be re-measured alone)."""
     overrides = [*(BEFORE if before else []), *overrides]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_root = runs / f"trust-{'before' if before else 'after'}-{half}-{stamp}"
@@ -207,9 +234,22 @@ def main(
         yes_no=yes_no,
         draft_cache=draft_cache,
         preset=preset,
+        parts=parts,
     )
-    result["runs"] = str(out_root)
+    result["runs"] = {part: str(out_root / part) for part in parts}
     if json_out is not None:
+        if json_out.is_file() and set(parts) != set(PARTS):
+            kept = json.loads(json_out.read_text())
+            if (kept.get("half"), kept.get("overrides")) != (half, overrides):
+                raise ValueError(f"{json_out} holds another half or overrides; choose a new --json")
+            result = (
+                kept
+                | result
+                | {
+                    "runs": kept.get("runs", {}) | result["runs"],
+                    "seconds": kept.get("seconds", 0) + result["seconds"],
+                }
+            )
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))

@@ -870,10 +870,19 @@ def eval_trust(
     runs: Annotated[Path, typer.Option("--runs", help="Where the run directories go.")] = Path(
         "runs"
     ),
+    part: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--part",
+            help="Only this part (repeatable): seed, bioasq-yesno, bioasq-factoid, bioasq-list, "
+            "pubmedqa; its figures replace those in --json, the others stay.",
+        ),
+    ] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Every figure of answer trust on one half: seed variants, BioASQ, PubMedQA, latency."""
+    from rag.eval.bench_trust import PARTS
     from rag.eval.bench_trust import main as trust
 
     with _errors():
@@ -889,6 +898,7 @@ def eval_trust(
             runs,
             set_ or [],
             preset,
+            tuple(part or PARTS),
         )
 
 

@@ -47,3 +47,15 @@ def test_twins_name_what_the_corpus_does_not(seeds: Path) -> None:
         swapped = (twin.reference_answer or "").removeprefix("The indexed documents do not ")
         name = swapped.removeprefix("mention ").rstrip(".")
         assert name and name.lower() not in corpus.lower()
+
+
+def test_the_trust_bench_finds_every_bioasq_question_type() -> None:
+    # A tag the importer does not give selects nothing, and the part reports on 0 questions.
+    from rag.eval.bench_trust import BIOASQ_TAGS
+    from rag.eval.harness import EvalConfig, load_items, select_items
+
+    from ..conftest import SHARED
+
+    for part, tag in BIOASQ_TAGS.items():
+        cfg = EvalConfig(gold=str(SHARED / "datasets" / "bioasq"), half="report", tags=[tag])
+        assert len(select_items(load_items(cfg), cfg)) >= 20, part
