@@ -183,7 +183,8 @@ class Answerer:
 
         generator = self._generator()
         base.fingerprints = self.fingerprints()
-        passages, messages = self.prompt(query, retrieval)
+        documents = self._document_texts(retrieval.hits)  # read once for windows and grounding
+        passages, messages = self.prompt(query, retrieval, documents=documents)
         t_gen = time.perf_counter()
         raw, stats, first_token = yield from self._draft(generator, messages)
         timings["ttft_ms"] = _ms(started, first_token) if first_token else _ms(started)
@@ -197,7 +198,7 @@ class Answerer:
                 "prefill_tokens_per_s": round(stats.prefill_tokens_per_s, 2),
             }
 
-        grounding = self._grounding(query, named, passages) if self.ground else None
+        grounding = self._grounding(query, named, passages, documents) if self.ground else None
         t_verify = time.perf_counter()
         response, verification = self._verified(base, raw, passages, query, grounding)
         timings["verify_ms"] = _ms(t_verify)
@@ -269,16 +270,28 @@ class Answerer:
         )
         return self._response(base, raw, passages, verification), verification
 
-    def _grounding(self, query: str, named: list[Entity], passages: list[Passage]) -> Grounding:
+    def _document_texts(self, hits: list[Hit]) -> dict[str, str]:
+        """The full text of each document the hits come from ("" if it is gone)."""
+        texts: dict[str, str] = {}
+        for hit in hits:
+            doc_id = hit.chunk.doc_id
+            if doc_id not in texts:
+                doc = self.retriever.index.load_document(doc_id)
+                texts[doc_id] = doc.text if doc is not None else ""
+        return texts
+
+    def _grounding(
+        self,
+        query: str,
+        named: list[Entity],
+        passages: list[Passage],
+        documents: dict[str, str],
+    ) -> Grounding:
         """The question's names and, per passage, the document text it continues."""
-        documents: dict[str, str] = {}
         cited: dict[int, Cited] = {}
         for p in passages:
-            doc_id = p.hit.chunk.doc_id
-            if doc_id not in documents:
-                doc = self.retriever.index.load_document(doc_id)
-                documents[doc_id] = doc.text if doc is not None else ""
-            before = documents[doc_id][max(0, p.start - _CONTEXT_CHARS) : p.start]
+            text = documents.get(p.hit.chunk.doc_id, "")
+            before = text[max(0, p.start - _CONTEXT_CHARS) : p.start]
             cited[p.number] = Cited(text=p.text, label=p.label, before=before)
         return Grounding(query, named, cited, self.retriever.expander().related)
 
@@ -465,13 +478,21 @@ class Answerer:
         return self._priors[choices]
 
     def prompt(
-        self, query: str, retrieval: Retrieval, *, instruction: str | None = None
+        self,
+        query: str,
+        retrieval: Retrieval,
+        *,
+        instruction: str | None = None,
+        documents: dict[str, str] | None = None,
     ) -> tuple[list[Passage], list[dict[str, str]]]:
-        """The numbered passages and chat messages the generator sees for ``query``."""
+        """The numbered passages and chat messages the generator sees for ``query``
+        (``documents``: the hits' document texts, when the caller has read them already)."""
         budget = self.settings.max_passage_tokens
         if self.settings.passage_context == "neighbours":
             focus = retrieval.expanded or query  # "DCR" also finds "disease control rate"
-            regions = self._regions(retrieval.hits)
+            if documents is None:
+                documents = self._document_texts(retrieval.hits)
+            regions = self._regions(retrieval.hits, documents)
         else:
             focus, regions = query, None
         passages = build_passages(
@@ -479,18 +500,13 @@ class Answerer:
         )
         return passages, build_messages(query, passages, instruction=instruction)
 
-    def _regions(self, hits: list[Hit]) -> dict[int, tuple[int, str]]:
+    def _regions(self, hits: list[Hit], documents: dict[str, str]) -> dict[int, tuple[int, str]]:
         """Each hit's chunk with the chunks before and after it, as one exact document span."""
-        documents: dict[str, str] = {}
         regions: dict[int, tuple[int, str]] = {}
         for hit in hits:
             around = self.retriever.index.neighbours(hit.chunk) or [hit.chunk]
             start, end = min(c.start for c in around), max(c.end for c in around)
-            doc_id = hit.chunk.doc_id
-            if doc_id not in documents:
-                doc = self.retriever.index.load_document(doc_id)
-                documents[doc_id] = doc.text if doc is not None else ""
-            text = documents[doc_id][start:end]
+            text = documents.get(hit.chunk.doc_id, "")[start:end]
             if text:
                 regions[hit.chunk.row_id] = (start, text)
         return regions
