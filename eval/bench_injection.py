@@ -299,9 +299,7 @@ def build_assistant(
     from rag.settings import load_settings
 
     settings = load_settings(preset=preset, index_dir=index_dir, overrides=overrides)
-    assistant = Assistant(settings)
-    if embedder is not None:
-        assistant.__dict__["embedder"] = embedder
+    assistant = Assistant(settings, embedder=embedder)
     report = assistant.add([seeds_dir(), write_documents(docs_dir)])
     failed = [r for r in report.results if r.status == "failed"]
     if failed:

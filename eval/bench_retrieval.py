@@ -67,14 +67,16 @@ def bench_index_dir(ds: Dataset, settings: Settings) -> Path:
     return cache_root() / "bench-index" / f"{ds.name}-{digest}"
 
 
-def build_assistant(ds: Dataset, settings: Settings, progress: bool = True) -> Any:
+def build_assistant(
+    ds: Dataset, settings: Settings, progress: bool = True, *, generator: Any = None
+) -> Any:
     from rag.assistant import Assistant
     from rag.ingest.records import record_document
 
     staged = settings.model_copy(deep=True)
     staged.index.dir = bench_index_dir(ds, settings)
     staged.index.auto_seed = False
-    assistant = Assistant(staged)
+    assistant = Assistant(staged, generator=generator)
     have = {d.doc_id for d in assistant.index.documents()} if staged.index.dir.exists() else set()
     missing = [d for d in ds.corpus if d.id not in have]
     if missing:
@@ -208,7 +210,7 @@ def rerankers_from_options(
             settings.rerank.model_copy(update={"method": "cross-encoder", "model": str(model)})
         )
         return lambda q: single
-    configured = load_reranker(settings.rerank)
+    configured = load_reranker(settings.rerank, settings.generate)
     return (lambda q: configured) if configured is not None else None
 
 

@@ -95,8 +95,9 @@ def load_items(cfg: EvalConfig) -> list[GoldItem]:
     return load_gold(path, *cfg.more_gold)
 
 
-def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
-    """An index of the corpus (cached by content + settings), seeds when no corpus is given."""
+def build_assistant(cfg: EvalConfig, settings: Settings, generator: Any = None) -> Any:
+    """An index of the corpus (cached by content + settings), seeds when no corpus is given;
+    ``generator`` replaces the configured one (the draft cache)."""
     from rag.assistant import Assistant
     from rag.paths import seeds_dir
 
@@ -107,7 +108,7 @@ def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
         from rag.eval.bench_retrieval import build_assistant as dataset_assistant
         from rag.eval.datasets import load_dataset
 
-        return dataset_assistant(load_dataset(corpus[0], cfg.split), settings)
+        return dataset_assistant(load_dataset(corpus[0], cfg.split), settings, generator=generator)
     from rag.eval.bench_retrieval import identity_digest
 
     paths = corpus or [seeds_dir()]
@@ -115,7 +116,7 @@ def build_assistant(cfg: EvalConfig, settings: Settings) -> Any:
     staged = settings.model_copy(deep=True)
     staged.index.dir = cache_root() / "eval-index" / digest
     staged.index.auto_seed = False
-    assistant = Assistant(staged)
+    assistant = Assistant(staged, generator=generator)
     report = assistant.add(paths)
     if report.failed:
         failed = [f"{r.path}: {r.reason}" for r in report.results if r.status == "failed"]
@@ -215,7 +216,6 @@ def run(
     (run_dir / "environment.json").write_text(json.dumps(environment(), indent=2))
 
     items = select_items(load_items(cfg), cfg)
-    assistant = build_assistant(cfg, settings)
     cache = None
     if draft_cache is not None:
         from rag.eval.draft_cache import DraftCache
@@ -225,7 +225,7 @@ def run(
         g = settings.generate
         identity = f"{g.backend}:{g.model}:{g.remote_model}:{g.dtype}:{g.decode_weights}"
         cache = DraftCache(lambda: load_generator(g), draft_cache, identity)
-        assistant.__dict__["generator"] = cache
+    assistant = build_assistant(cfg, settings, generator=cache)
     docs: dict[str, str] = {}
     records: list[dict[str, Any]] = []
     started = time.perf_counter()

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from rag.eval.splits import half_of
 
 from rag.text.entities import sentence_spans
-from rag.verify.support import content_stems
+from rag.text.sentences import content_stems
 
 Task = Literal["support", "answer"]
 

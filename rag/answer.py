@@ -15,8 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from collections.abc import Generator as PyGenerator  # rag.generate.Generator is the model
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -40,17 +39,18 @@ from rag.schemas import (
     NumberCheck,
     Quote,
     SearchHit,
+    StreamEvent,
     Verdict,
 )
 from rag.settings import AnswerSettings, GenerateSettings
 from rag.text.entities import Cited, Entity, named_entities
+from rag.text.instructions import split_question
+from rag.text.sentences import PassageSentence, content_stems, passage_sentences
 from rag.types import Filters, Hit
 from rag.verify import SupportChecker, Verification, Verifier, extract_numbers
 from rag.verify.answerness import non_answer_reason
 from rag.verify.grounding import Grounding
-from rag.verify.injection import split_question
 from rag.verify.judge import VERDICT_LABELS, Judge, VerdictClassifier
-from rag.verify.support import PassageSentence, content_stems, passage_sentences
 
 ABSTAIN_TEXT = "The indexed documents do not answer this question."
 _CONTEXT_CHARS = 2000  # document text read before a passage, for what it continues
@@ -84,18 +84,6 @@ def is_reference_list(section: tuple[str, ...], text: str = "") -> bool:
     if any(_REFERENCE_SECTION.match(part.strip()) for part in section):
         return True
     return len(_CITATION_MARK.findall(text)) >= 3
-
-
-@dataclass
-class StreamEvent:
-    type: Literal["status", "evidence", "token", "retry", "final", "error"]
-    data: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        payload = (
-            self.data.model_dump(mode="json") if hasattr(self.data, "model_dump") else self.data
-        )
-        return {"type": self.type, "data": payload}
 
 
 class Answerer:

@@ -6,24 +6,39 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.chunk import Chunker
 from rag.embed import Embedder, load_embedder
 from rag.generate import Generator
 from rag.indexer import Indexer, Progress
 from rag.paths import seeds_dir
+from rag.rerank import Reranker
 from rag.retrieve import Retrieval, Retriever
-from rag.schemas import DocumentInfo, IngestReport, IngestResult, SearchHit, SearchResponse
+from rag.schemas import (
+    AnswerResponse,
+    ClassifyResponse,
+    DocumentInfo,
+    IngestReport,
+    IngestResult,
+    SearchHit,
+    SearchResponse,
+    StreamEvent,
+)
 from rag.settings import Settings
 from rag.store.index import CorpusIndex, IndexSpec, IndexStats
 from rag.types import Document, Filters
 from rag.verify.judge import Judge, VerdictClassifier
 
+if TYPE_CHECKING:
+    from rag.answer import Answerer
+    from rag.verify import SupportChecker
+
 log = logging.getLogger(__name__)
+_CONFIGURED: Any = object()  # "the judge the settings name", as a default argument
 
 
 class Assistant:
@@ -35,12 +50,14 @@ class Assistant:
         *,
         embedder: Embedder | None = None,
         generator: Generator | None = None,
+        reranker: Reranker | None = None,
         judge: Judge | None = None,
     ) -> None:
         """Parts given here are used instead of the ones the settings would load."""
         self.settings = settings or Settings()
         self._init_lock = threading.RLock()
-        for name, part in (("embedder", embedder), ("generator", generator), ("judge", judge)):
+        parts = {"embedder": embedder, "generator": generator, "reranker": reranker, "judge": judge}
+        for name, part in parts.items():
             if part is not None:
                 self.__dict__[name] = part  # what the cached property would have built
 
@@ -107,18 +124,27 @@ class Assistant:
 
         return VerdictClassifier(self.settings.verify.judge_dir)
 
-    def support_checker(self) -> Any:
+    def support_checker(
+        self, judge: Judge | None = _CONFIGURED, *, corpus_aliases: bool = True
+    ) -> SupportChecker:
+        """The sentence-support checker answers are verified with.
+
+        ``judge``: default the configured one, None for the rules alone. ``corpus_aliases``:
+        abbreviations learned from the index (False checks pairs without touching an index).
+        """
+        from rag.retrieve.expand import QueryExpander
         from rag.verify import SupportChecker
 
+        expander = self.retriever.expander() if corpus_aliases else QueryExpander()
         return SupportChecker(
             self.embedder.embed,
-            aliases=self.retriever.expander().related,
+            aliases=expander.related,
             threshold=self.settings.verify.support_threshold,
-            judge=self.judge,
+            judge=self.judge if judge is _CONFIGURED else judge,
         )
 
     @cached_property
-    def answerer(self) -> Any:
+    def answerer(self) -> Answerer:
         from rag.answer import Answerer
 
         return Answerer(
@@ -133,6 +159,20 @@ class Assistant:
             generate=self.settings.generate,
             fingerprints=self.fingerprints,
         )
+
+    def standalone_question(self, history: Sequence[dict[str, str]], question: str) -> str:
+        """A follow-up rewritten to stand alone from the chat ``history`` (or unchanged); the
+        generator loads only when a rewrite is needed."""
+        from rag.conversation import standalone_question
+
+        return standalone_question(lambda: self.generator, list(history), question)
+
+    @staticmethod
+    def supported_suffixes() -> list[str]:
+        """File name endings ``add`` reads (PDF, HTML, Markdown, text, JATS/PubMed XML...)."""
+        from rag.ingest import SUFFIXES
+
+        return sorted(SUFFIXES)
 
     def fingerprints(self) -> dict[str, str]:
         """What a run depends on, for reproducible evaluation records."""
@@ -151,9 +191,12 @@ class Assistant:
         return out
 
     @cached_property
-    def reranker(self) -> Any:
+    def reranker(self) -> Reranker | None:
+        """The configured reranker; the generator reranker judges with this Assistant's model."""
         from rag.rerank.factory import load_reranker
 
+        if self.settings.rerank.method == "generator":
+            return load_reranker(self.settings.rerank, generator=self.generator)
         return load_reranker(self.settings.rerank)
 
     # -- index management ---------------------------------------------------------------------
@@ -227,20 +270,49 @@ class Assistant:
         self.ensure_index()
         return self.retriever.run(query, k=k, filters=filters, mode=mode, rerank=rerank)
 
-    def ask(self, question: str, **kwargs: Any) -> Any:
-        """A verified, cited answer (or an abstention) as an AnswerResponse."""
+    def ask(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        rerank: bool | None = None,
+        standalone: str | None = None,
+    ) -> AnswerResponse:
+        """A verified, cited answer (or an abstention). ``k``: passages the answer may use
+        (default ``answer.max_passages``); ``standalone``: the rewritten follow-up."""
         self.ensure_index()
-        return self.answerer.ask(question, **kwargs)
+        return self.answerer.ask(
+            question, k=k, filters=filters, rerank=rerank, standalone=standalone
+        )
 
-    def classify(self, question: str, **kwargs: Any) -> Any:
-        """A yes/no/maybe answer from the passages (ClassifyResponse)."""
+    def classify(
+        self,
+        question: str,
+        choices: tuple[str, ...] = ("yes", "no", "maybe"),
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        rerank: bool | None = None,
+    ) -> ClassifyResponse:
+        """One of ``choices`` from the passages (yes/no/maybe by default)."""
         self.ensure_index()
-        return self.answerer.classify(question, **kwargs)
+        return self.answerer.classify(question, choices, k=k, filters=filters, rerank=rerank)
 
-    def ask_stream(self, question: str, **kwargs: Any) -> Any:
-        """Events: evidence, token..., final (see rag.answer)."""
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+        rerank: bool | None = None,
+        standalone: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Events: status, evidence, token..., final (see ``rag.answer``)."""
         self.ensure_index()
-        return self.answerer.stream(question, **kwargs)
+        return self.answerer.stream(
+            question, k=k, filters=filters, rerank=rerank, standalone=standalone
+        )
 
     def search(
         self,

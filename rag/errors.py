@@ -79,22 +79,22 @@ class UnreadablePathError(IngestError):
 # --- index -----------------------------------------------------------------------------------
 
 
-class IndexError_(RagError):
+class IndexStateError(RagError):
     """Problems with the persistent index as a whole."""
 
 
-class IndexMismatchError(IndexError_):
+class IndexMismatchError(IndexStateError):
     """The index on disk was built with another embedder or chunker than the settings ask for."""
 
     exit_code = 3
     http_status = 409
 
 
-class IndexCorruptError(IndexError_):
+class IndexCorruptError(IndexStateError):
     exit_code = 3
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(IndexStateError):
     """Another process holds the write lock for longer than we are willing to wait."""
 
     exit_code = 4
@@ -121,3 +121,24 @@ class GenerationError(RagError):
 
     exit_code = 7
     http_status = 502
+
+
+# --- web shells ------------------------------------------------------------------------------
+
+
+class RequestError(RagError):
+    """A request a web shell refuses (authentication, limits, a malformed body); it carries
+    the HTTP status, the error type of the JSON body and any headers (Retry-After)."""
+
+    def __init__(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.kind = kind
+        self.message = message
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return self.http_status

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.chunk import Chunker
+from rag.chunk import Chunker, embedding_text
 from rag.embed import Embedder
 from rag.errors import DocumentNotFoundError, IngestError, UnsupportedFormatError
 from rag.ingest import LoaderProcess, content_hash, expand_paths, format_for, slug
@@ -38,12 +38,6 @@ def shown_path(path: Path) -> str:
     except UnicodeEncodeError:
         return os.fsencode(path).decode("utf-8", "backslashreplace")
     return text
-
-
-def embedding_text(title: str, section: tuple[str, ...], text: str) -> str:
-    """What the embedder sees for a chunk: a short header gives context a passage lacks."""
-    header = " > ".join(p for p in (title[:200], *section) if p)
-    return f"{header}\n{text}" if header else text
 
 
 @dataclass

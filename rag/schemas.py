@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -263,3 +264,17 @@ class ClassifyResponse(BaseModel):
     passages: list[SearchHit] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     fingerprints: dict[str, str] = Field(default_factory=dict)
+
+
+@dataclass
+class StreamEvent:
+    """One event of a streamed answer: status, evidence, token, retry, final or error."""
+
+    type: Literal["status", "evidence", "token", "retry", "final", "error"]
+    data: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = (
+            self.data.model_dump(mode="json") if hasattr(self.data, "model_dump") else self.data
+        )
+        return {"type": self.type, "data": payload}

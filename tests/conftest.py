@@ -38,8 +38,7 @@ def settings(tmp_path: Path) -> Settings:
 def assistant(settings: Settings, embedder):
     from rag.assistant import Assistant
 
-    a = Assistant(settings)
-    a.__dict__["embedder"] = embedder  # share the session's model instead of reloading it
+    a = Assistant(settings, embedder=embedder)  # share the session's model instead of reloading it
     yield a
     if "index" in a.__dict__:
         a.index.close()
@@ -56,8 +55,7 @@ def seed_index(tmp_path_factory: pytest.TempPathFactory, embedder):
     from rag.assistant import Assistant
 
     directory = tmp_path_factory.mktemp("seed-index") / "index"
-    a = Assistant(make_settings(directory))
-    a.__dict__["embedder"] = embedder
+    a = Assistant(make_settings(directory), embedder=embedder)
     a.ensure_index()
     return a
 

@@ -19,11 +19,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio i
 
 import gradio as gr
 
-from rag.answer import StreamEvent
-from rag.api.service import Pump, ServerState
 from rag.errors import RagError
-from rag.ingest.registry import SUFFIXES
-from rag.schemas import AnswerResponse, Citation, Evidence, IngestReport, SearchHit
+from rag.schemas import AnswerResponse, Citation, Evidence, IngestReport, SearchHit, StreamEvent
+from rag.server import Pump, ServerState
 from rag.settings import Settings
 from rag.types import Filters
 
@@ -463,7 +461,7 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
             with gr.Tab("Documents", id="documents"):
                 files = gr.File(
                     file_count="multiple",
-                    file_types=sorted(SUFFIXES),
+                    file_types=assistant.supported_suffixes(),
                     label="PDF, HTML, Markdown, text or PubMed/PMC XML",
                     elem_id="rag-files",
                 )

@@ -1,15 +1,18 @@
-"""HTTP shell: FastAPI app over one Assistant (JSON, SSE, OpenAI-compatible), UI mounted at /."""
+"""HTTP shell: FastAPI app over one Assistant (JSON, SSE, OpenAI-compatible).
+
+``rag.web`` serves it together with the Gradio UI on one port.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def create_app(assistant: Any, settings: Any = None, *, ui: bool = True) -> Any:
-    """Build the app (imported lazily: the CLI and library never pay for FastAPI/Gradio)."""
+def create_app(assistant: Any, settings: Any = None) -> Any:
+    """Build the API app (imported lazily: the CLI and library never pay for FastAPI)."""
     from rag.api.app import create_app as build
 
-    return build(assistant, settings, ui=ui)
+    return build(assistant, settings)
 
 
 __all__ = ["create_app"]

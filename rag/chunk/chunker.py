@@ -211,3 +211,9 @@ def _trim(text: str, a: int, b: int) -> tuple[int, int]:
     while b > a and text[b - 1].isspace():
         b -= 1
     return a, b
+
+
+def embedding_text(title: str, section: tuple[str, ...], text: str) -> str:
+    """What the embedder sees for a chunk: a short header gives context a passage lacks."""
+    header = " > ".join(p for p in (title[:200], *section) if p)
+    return f"{header}\n{text}" if header else text

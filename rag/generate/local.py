@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ConfigError, GenerationError, ModelUnavailableError
-from rag.generate import GenerationStats, Message, scan_stops
+from rag.generate.base import GenerationStats, Message, scan_stops
 from rag.generate.decode_weights import add_decode_weights
 from rag.generate.packaged import PackagedModel, prepare_model, resolve_model
 from rag.models import compute_dtype, fingerprint_dir, keep_freed_memory

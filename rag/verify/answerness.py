@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.text.sentences import content_stems
 from rag.verify.numbers import extract_numbers
-from rag.verify.support import content_stems, endpoints
+from rag.verify.support import endpoints
 
 _WH_QUESTION = re.compile(r"^\W*(what|which|who|whom|whose|when|where|why|how)\b", re.I)
 # Questions whose answer is a quantity: an answer without a number does not answer them.

@@ -19,17 +19,21 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
-import pysbd
-import Stemmer
 
 from rag.text.entities import mentions
-from rag.verify.injection import blank_instructions
+from rag.text.instructions import blank_instructions
+from rag.text.sentences import (
+    STEMMER,
+    STOP_WORDS,
+    WORD,
+    PassageSentence,
+    content_stems,
+    passage_sentences,
+)
 from rag.verify.numbers import NumberMention, untraced
 
 Verdict = Literal["supported", "partial", "unsupported"]
 
-_STEM = Stemmer.Stemmer("english")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'’-]*|\d+(?:\.\d+)?")
 _DOMAIN = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:gov|org|com|net|eu|int)\b", re.I)
 _NEGATION = re.compile(
     r"\b(no|not|never|without|failed|fails?|failure|neither|nor|none|non-?significant|"
@@ -101,17 +105,6 @@ def endpoints(text: str) -> set[str]:
 
 
 _DRUG = re.compile(r"(mab|nib|tinib|parib|lisib|platin|taxel|rubicin|trexed|citabine|cept)$", re.I)
-_STOP_WORDS = """
-a an the and or but if of in on at to for from by with as is are was were be been being
-this that these those it its their there which who whom whose what when where how than
-then also both either each such into over under after before between during about against
-among per via vs versus while may might can could would should will shall do does did has
-have had not no nor so very more most less least other others some any all study studies
-trial patients patient reported showed shown show data results result compared
-"""
-_STOP = frozenset(_STOP_WORDS.split())
-_SEGMENTER = pysbd.Segmenter(language="en", clean=False)
-
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -123,14 +116,6 @@ class SupportJudge(Protocol):
     def threshold(
         self, task: Literal["support", "answer"], which: Literal["accept", "reject"] = "accept"
     ) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PassageSentence:
-    passage: int  # 1-based passage number
-    start: int  # offsets within the passage text
-    end: int
-    text: str
 
 
 @dataclass
@@ -159,24 +144,6 @@ class SupportResult:
         return out
 
 
-def passage_sentences(number: int, text: str) -> list[PassageSentence]:
-    out: list[PassageSentence] = []
-    cursor = 0
-    for piece in _SEGMENTER.segment(text):
-        found = text.find(piece.strip(), cursor) if piece.strip() else -1
-        if found < 0:
-            continue
-        end = found + len(piece.strip())
-        out.append(PassageSentence(number, found, end, text[found:end]))
-        cursor = end
-    return out or [PassageSentence(number, 0, len(text), text)]
-
-
-def content_stems(text: str) -> set[str]:
-    words = [w.lower().strip("'’-") for w in _WORD.findall(text)]
-    return {_STEM.stemWord(w) for w in words if w and w not in _STOP and not w.isdigit()}
-
-
 def _anchors(sentence: str) -> list[str]:
     from rag.verify.numbers import extract_numbers
 
@@ -188,7 +155,7 @@ def _negated_overlap(claim: str, passage_sentence: str, window: int = 5) -> bool
     claim_stems = content_stems(claim)
 
     def negated_topics(text: str) -> set[str]:
-        words = _WORD.findall(text)
+        words = WORD.findall(text)
         topics: set[str] = set()
         for i, word in enumerate(words):
             if _NEGATION.fullmatch(word):
@@ -203,14 +170,14 @@ def salient_terms(sentence: str) -> list[str]:
     """Tokens whose mismatch changes the claim: drugs, trials, genes, biomarkers, acronyms."""
     terms: list[str] = []
     # A web address ("ClinicalTrials.gov") names where something is found, not what it is.
-    words = _WORD.findall(_DOMAIN.sub(" ", sentence))
+    words = WORD.findall(_DOMAIN.sub(" ", sentence))
     for i, word in enumerate(words):
         core = word.strip("'’-")
         if len(core) < 3 or core.replace(".", "").isdigit():
             continue
         has_digit = any(c.isdigit() for c in core)
         inner_caps = any(c.isupper() for c in core[1:])
-        capitalised = core[0].isupper() and i > 0 and core.lower() not in _STOP
+        capitalised = core[0].isupper() and i > 0 and core.lower() not in STOP_WORDS
         if has_digit or inner_caps or _DRUG.search(core) or capitalised:
             terms.append(core)
     return terms
@@ -267,8 +234,8 @@ class SupportChecker:
         if labels:
             passage_stems |= content_stems(" ".join(labels.get(n, "") for n in passages))
         covered = {s for s in sentence_stems if s in passage_stems}
-        for term in set(_WORD.findall(sentence)):  # a term covered through a known alias
-            stem = _STEM.stemWord(term.lower())
+        for term in set(WORD.findall(sentence)):  # a term covered through a known alias
+            stem = STEMMER.stemWord(term.lower())
             if stem in sentence_stems and stem not in covered and self._present(term, lowered):
                 covered.add(stem)
         coverage = len(covered) / len(sentence_stems) if sentence_stems else 1.0

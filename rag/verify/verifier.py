@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from rag.text.sentences import PassageSentence
 from rag.verify.answerness import non_answer_reason
 from rag.verify.citations import AnswerSentence, parse_answer
 from rag.verify.grounding import Grounding
-from rag.verify.support import PassageSentence, SupportChecker, SupportResult, Verdict
+from rag.verify.support import SupportChecker, SupportResult, Verdict
 
 ABSTAIN_MARKER = "INSUFFICIENT"
 _ABSTAIN_PATTERNS = re.compile(

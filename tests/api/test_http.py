@@ -324,4 +324,4 @@ def test_chat_key_without_api_key_is_refused() -> None:
 
     settings = load_settings(overrides=["server.chat_key=public"])
     with pytest.raises(ConfigError, match=r"set server\.api_key too"):
-        create_app(Assistant(settings), settings, ui=False)
+        create_app(Assistant(settings), settings)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rag.api.service import GenerationLimiter, Pump, ServerBusyError, safe_filename
+from rag.server import GenerationLimiter, Pump, ServerBusyError, safe_filename
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from rag import cli
+from rag.cli import answer as cli
 from rag.schemas import AnswerResponse, AnswerSentence
 
 

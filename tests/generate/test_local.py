@@ -94,7 +94,7 @@ def test_conversion_writes_safetensors_and_a_stamp_once(converted: Path) -> None
 
 @pytest.mark.slow
 def test_prepare_builds_the_files_a_start_keeps(converted: Path, capsys) -> None:
-    from rag.generate.packaged import main
+    from rag.generate.__main__ import main
 
     folder = PACKAGED[NAME].converted_dir(converted)
     for kept in folder.glob("decode-*.safetensors"):

@@ -179,8 +179,7 @@ def test_killed_cli_ingest_never_loses_committed_documents(tmp_path: Path, embed
 
     # A completed ingest that every crash must leave intact.
     base = tmp_path / "base-index"
-    first = Assistant(make_settings(base))
-    first.__dict__["embedder"] = embedder
+    first = Assistant(make_settings(base), embedder=embedder)
     assert first.add([docs / "paper000.txt"]).summary() == {"added": 1}
     first.index.close()
 
@@ -227,8 +226,7 @@ def test_killed_cli_ingest_never_loses_committed_documents(tmp_path: Path, embed
         committed = child.committed(before=killed_at)
         leftovers = temp_leftovers(index)
 
-        after = Assistant(make_settings(index))
-        after.__dict__["embedder"] = embedder
+        after = Assistant(make_settings(index), embedder=embedder)
         problems = after.index.check()
         present = {d.doc_id for d in after.documents()}
         half_added = [

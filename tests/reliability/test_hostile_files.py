@@ -49,6 +49,7 @@ TIMED_CLI = """
 import json, sys, time
 from contextlib import contextmanager
 import rag.cli as cli
+import rag.cli.index as index_commands
 
 @contextmanager
 def _progress(label, enabled=True):
@@ -58,7 +59,7 @@ def _progress(label, enabled=True):
     yield update
 
 if __name__ == "__main__":  # the parser sandbox spawns: a child must not rerun the command
-    cli._progress = _progress
+    index_commands.progress_bar = _progress
     sys.argv = ["rag", *sys.argv[1:]]
     cli.main()
 """

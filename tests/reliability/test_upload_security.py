@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from rag.api.service import safe_filename
 from rag.paths import seeds_dir
+from rag.server import safe_filename
 
 pytestmark = pytest.mark.integration
 

@@ -32,23 +32,26 @@ def test_missing_checkpoint_names_setting_and_train_command(tmp_path: Path) -> N
     assert "rerank.model" in message and TRAIN_COMMAND in message and str(missing) in message
 
 
-def test_missing_default_checkpoint_points_at_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
-    with pytest.raises(ModelUnavailableError) as err:
-        load_reranker(RerankSettings(method="cross-encoder"))
-    message = str(err.value)
-    assert str(tmp_path / "rerankers") in message and "full" in message
-    assert "rag eval train-reranker" in message and "rerank.model" in message
+def test_a_folder_with_neither_adapter_nor_checkpoint_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelUnavailableError, match=r"rerank\.model"):
+        load_reranker(RerankSettings(method="cross-encoder", model=str(tmp_path)))
 
 
-def test_generator_method_needs_a_working_generator(tmp_path: Path) -> None:
-    from rag.settings import GenerateSettings
+def test_generator_reranker_uses_the_generator_it_is_given() -> None:
+    """The Assistant hands its own model over; the factory never loads settings of its own."""
+    from rag.rerank.generator import GeneratorReranker
 
-    broken = GenerateSettings(backend="remote", base_url="")
-    with pytest.raises((ConfigError, ModelUnavailableError)):
-        load_reranker(RerankSettings(method="generator"), broken)
+    sentinel = object()
+    reranker = load_reranker(RerankSettings(method="generator"), generator=sentinel)
+    assert isinstance(reranker, GeneratorReranker) and reranker.generator is sentinel
+    with pytest.raises(ConfigError, match="generator"):
+        load_reranker(RerankSettings(method="generator"))
+    from rag.assistant import Assistant
+    from rag.settings import Settings
+
+    assistant = Assistant(Settings(rerank={"method": "generator"}), generator=sentinel)
+    assert assistant.reranker.generator is sentinel
 
 
 # -- score mixing -------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def toy_checkpoint(seed_index, tmp_path_factory: pytest.TempPathFactory) -> Path
                 [1] + [0] * len(others),
             )
         )
-    recipe = Recipe(name="toy", epochs=6, batch_size=8, learning_rate=1e-4, max_length=160)
+    recipe = Recipe(name="toy", epochs=6, batch_size=8, learning_rate=1e-3, max_length=160)
     out = tmp_path_factory.mktemp("rerankers") / "toy" / "fold-0"
     train_model(groups, recipe, out, extra={"fold": "fold-0"})
     return out
@@ -182,9 +185,13 @@ def toy_checkpoint(seed_index, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.mark.slow
 def test_tiny_training_run_writes_a_loadable_checkpoint(toy_checkpoint: Path) -> None:
+    from rag.rerank.adapter import ADAPTER_FILE, MANIFEST_FILE
     from rag.rerank.cross_encoder import CrossEncoderReranker
 
-    info = json.loads((toy_checkpoint / "recipe.json").read_text())
+    info = json.loads((toy_checkpoint / MANIFEST_FILE).read_text())
+    # The adapter is what ships: small, and its sha256 recorded.
+    adapter = toy_checkpoint / ADAPTER_FILE
+    assert adapter.stat().st_size < 5_000_000 and info["adapter_bytes"] == adapter.stat().st_size
     # Listwise losses train on one list per question (5); pointwise on every pair (40).
     expected = 5 if Recipe().loss in LISTWISE else 40
     assert info["steps"] > 0 and info["train_examples"] == {"toy": expected}

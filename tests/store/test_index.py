@@ -87,8 +87,7 @@ def test_index_persists_and_reopens(assistant: Assistant, tmp_path: Path, embedd
     _write_docs(tmp_path / "docs", 2)
     assistant.add([tmp_path / "docs"])
     assistant.index.close()
-    again = Assistant(assistant.settings)
-    again.__dict__["embedder"] = embedder
+    again = Assistant(assistant.settings, embedder=embedder)
     assert {d.doc_id for d in again.documents()} == {"paper000", "paper001"}
     assert again.search("drug D1", k=1).hits[0].provenance.doc_id == "paper001"
 
@@ -122,20 +121,17 @@ def test_rebuild_with_new_chunker_keeps_documents(
     )
     report = rebuild_index(settings)
     assert report.summary() == {"added": 3}
-    fresh = Assistant(settings)
-    fresh.__dict__["embedder"] = embedder
+    fresh = Assistant(settings, embedder=embedder)
     assert fresh.index.manifest()["chunker"]["max_tokens"] == 48
     assert fresh.index.check() == []
 
 
 def test_second_writer_waits_then_gives_a_clear_error(tmp_path: Path, embedder) -> None:
     settings = make_settings(tmp_path / "index", "index.lock_timeout_s=0.5")
-    a = Assistant(settings)
-    a.__dict__["embedder"] = embedder
+    a = Assistant(settings, embedder=embedder)
     _write_docs(tmp_path / "docs", 1)
     with a.index.writer():
-        b = Assistant(settings)
-        b.__dict__["embedder"] = embedder
+        b = Assistant(settings, embedder=embedder)
         with pytest.raises(IndexLockedError, match="another process is writing"):
             b.add([tmp_path / "docs"])
 
@@ -149,8 +145,7 @@ def test_killed_writer_leaves_a_consistent_index(tmp_path: Path, embedder, delay
     docs = _write_docs(tmp_path / "docs", 40)
     index_dir = tmp_path / "index"
     # A first, completed ingest that must survive the crash.
-    base = Assistant(make_settings(index_dir))
-    base.__dict__["embedder"] = embedder
+    base = Assistant(make_settings(index_dir), embedder=embedder)
     base.add([docs[0]])
     base.index.close()
 
@@ -176,8 +171,7 @@ def test_killed_writer_leaves_a_consistent_index(tmp_path: Path, embedder, delay
         if line.startswith("COMMITTED"):
             committed.append(line.split()[1])
 
-    after = Assistant(make_settings(index_dir))
-    after.__dict__["embedder"] = embedder
+    after = Assistant(make_settings(index_dir), embedder=embedder)
     assert after.index.check() == []
     present = {d.doc_id for d in after.documents()}
     assert "paper000" in present

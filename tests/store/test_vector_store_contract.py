@@ -265,8 +265,7 @@ def milvus_assistant(tmp_path: Path, embedder) -> Iterator[Callable[[], object]]
     opened: list[Assistant] = []
 
     def open_assistant() -> Assistant:
-        a = Assistant(settings)
-        a.__dict__["embedder"] = embedder
+        a = Assistant(settings, embedder=embedder)
         opened.append(a)
         return a
 
@@ -353,8 +352,7 @@ def test_milvus_index_rebuild_with_new_chunker_and_auto_kind_switch(
         "chunk.overlap_tokens=8",
     )
     assert rebuild_index(settings).summary() == {"added": 3}
-    fresh = Assistant(settings)
-    fresh.__dict__["embedder"] = embedder
+    fresh = Assistant(settings, embedder=embedder)
     try:
         assert fresh.index.manifest()["chunker"]["max_tokens"] == 48
         assert fresh.stats().vector_index == "milvus-hnsw"

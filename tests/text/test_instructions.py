@@ -10,14 +10,14 @@ import pytest
 from rag.eval.bench_injection import DOCS
 
 from rag.paths import seeds_dir
-from rag.verify.injection import (
+from rag.text.instructions import (
     REMOVED,
     blank_instructions,
     looks_like_instruction,
     quarantine,
     split_question,
 )
-from rag.verify.support import passage_sentences
+from rag.text.sentences import passage_sentences
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 

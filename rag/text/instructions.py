@@ -7,13 +7,15 @@ the support checker blanks them (so an answer that obeyed one anyway finds no su
 is dropped). The document itself is untouched: sources and quotes still show what it says.
 
 The patterns aim at what clinical text does not contain (imperatives to an assistant, talk of
-prompts, rules and replies, chat-template tokens); ``tests/verify/test_injection.py`` holds
+prompts, rules and replies, chat-template tokens); ``tests/text/test_instructions.py`` holds
 them against the seed corpus, where none may fire.
 """
 
 from __future__ import annotations
 
 import re
+
+from rag.text.sentences import passage_sentences
 
 REMOVED = "[instruction removed]"
 
@@ -65,8 +67,6 @@ def looks_like_instruction(sentence: str) -> bool:
 
 def instruction_spans(text: str) -> list[tuple[int, int]]:
     """Char spans of the sentences in ``text`` that address the model."""
-    from rag.verify.support import passage_sentences  # support imports this module
-
     if not looks_like_instruction(text):
         return []
     spans = [m.span() for m in _TURN.finditer(text)]

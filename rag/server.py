@@ -1,4 +1,4 @@
-"""What the HTTP API and the Gradio UI share around one Assistant.
+"""The server layer: what the HTTP API and the Gradio UI share around one Assistant.
 
 The generation limiter, the upload folder, the feedback log and the thread that runs a
 generation belong to the server, not to the library: both web shells use this one object so a
@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag.conversation import standalone_question
 from rag.errors import RagError
 from rag.models import sha256_file
 from rag.settings import Settings
@@ -339,7 +338,7 @@ class ServerState:
         """The rewritten question for a follow-up, or None when it already stands alone."""
         if not history:
             return None
-        rewritten = standalone_question(lambda: self.assistant.generator, list(history), question)
+        rewritten = self.assistant.standalone_question(history, question)
         return rewritten if rewritten != question else None
 
 

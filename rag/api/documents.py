@@ -1,0 +1,217 @@
+"""Documents: list, upload (multipart, streamed to the data dir under limits), remove."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from rag.api.common import (
+    ERRORS,
+    UPLOAD_PATH,
+    AdminKey,
+    StateDep,
+)
+from rag.api.models import (
+    ErrorResponse,
+)
+from rag.errors import RequestError
+from rag.schemas import (
+    DocumentInfo,
+    IngestReport,
+    IngestResult,
+)
+from rag.server import ServerState
+
+log = logging.getLogger(__name__)
+
+MAX_FILES = 20
+router = APIRouter()
+
+
+@router.get(
+    "/api/documents", response_model=list[DocumentInfo], tags=["documents"], responses=ERRORS
+)
+def list_documents(state: StateDep, _: AdminKey) -> list[DocumentInfo]:
+    return state.assistant.documents()
+
+
+@router.post(
+    UPLOAD_PATH,
+    response_model=IngestReport,
+    tags=["documents"],
+    responses=ERRORS | {415: {"model": ErrorResponse, "description": "Unsupported type"}},
+    summary="Upload files (multipart, field `files` or `file`) and add them to the index",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            }
+                        },
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def upload_documents(state: StateDep, request: Request, _: AdminKey) -> IngestReport:
+    """Files are written only under the data dir with sanitised names, limited to
+    server.max_upload_mb each while they stream (413), and to the supported types (415)."""
+    stored = await receive_uploads(request, state)
+    if not stored:
+        raise RequestError(422, "ValidationError", "no file in the upload (field `files`)")
+    report = await anyio.to_thread.run_sync(state.assistant.add, stored)
+    for result in report.results:
+        result.path = state.shown_path(result.path)
+    return report
+
+
+@router.delete(
+    "/api/documents/{doc_id}",
+    response_model=IngestResult,
+    tags=["documents"],
+    responses=ERRORS | {404: {"model": ErrorResponse, "description": "No such document"}},
+)
+def delete_document(state: StateDep, doc_id: str, _: AdminKey) -> IngestResult:
+    result = state.remove_document(doc_id)
+    result.path = state.shown_path(result.path)
+    return result
+
+
+async def receive_uploads(request: Request, state: ServerState) -> list[Path]:
+    """Stream a multipart body to files under the data dir, enforcing size and type limits.
+
+    Starlette's form parser would spool large files to the system temp folder first; parsing
+    here keeps every byte inside the data dir and stops reading at the first file over the
+    limit.
+    """
+    limit = int(state.settings.server.max_upload_mb * 1024 * 1024)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data" or b"boundary" not in params:
+        raise RequestError(415, "UnsupportedMediaType", "send the files as multipart/form-data")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit * MAX_FILES + 65536:
+        raise too_large(state)
+
+    suffixes = state.assistant.supported_suffixes()
+    supported = ", ".join(suffixes)
+    parts: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    header_field = bytearray()
+    header_value = bytearray()
+    problem: list[RequestError] = []
+
+    def on_part_begin() -> None:
+        current.clear()
+        current["headers"] = {}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        current["headers"][bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _, disp = parse_options_header(current["headers"].get(b"content-disposition", b""))
+        filename = disp.get(b"filename")
+        if filename is None or problem:
+            current["handle"] = None  # a plain form field: ignored
+            return
+        name = filename.decode("utf-8", "replace")
+        suffix = Path(name.replace("\\", "/")).suffix.lower()
+        if suffix not in suffixes:
+            problem.append(
+                RequestError(
+                    415,
+                    "UnsupportedFormatError",
+                    f"unsupported file type {suffix or '(no extension)'!r} for {name!r}; "
+                    f"supported: {supported}",
+                )
+            )
+            current["handle"] = None
+            return
+        if len(parts) >= MAX_FILES:
+            problem.append(
+                RequestError(413, "TooManyFiles", f"at most {MAX_FILES} files per upload")
+            )
+            current["handle"] = None
+            return
+        partial = state.partial_path()
+        current.update(name=name, partial=partial, size=0, handle=partial.open("xb"))
+        parts.append(current.copy())
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        handle = current.get("handle")
+        if handle is None or problem:
+            return
+        current["size"] += end - start
+        if current["size"] > limit:
+            problem.append(too_large(state))
+            return
+        handle.write(data[start:end])
+
+    def on_part_end() -> None:
+        handle = current.get("handle")
+        if handle is not None:
+            handle.close()
+
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if problem:
+                raise problem[0]
+        parser.finalize()
+        if problem:
+            raise problem[0]
+
+        def keep() -> list[Path]:  # hashing large files: off the event loop
+            return [state.keep_upload(p["partial"], p["name"]) for p in parts]
+
+        return await anyio.to_thread.run_sync(keep)
+    except RequestError:
+        raise
+    except Exception as exc:
+        raise RequestError(
+            400, "MalformedUpload", f"cannot read the multipart body: {exc}"
+        ) from exc
+    finally:
+        handle = current.get("handle")
+        if handle is not None and not handle.closed:
+            handle.close()
+        for p in parts:
+            p["partial"].unlink(missing_ok=True)  # kept files were moved already
+
+
+def too_large(state: ServerState) -> RequestError:
+    mb = state.settings.server.max_upload_mb
+    return RequestError(
+        413, "FileTooLargeError", f"a file exceeds server.max_upload_mb ({mb:g} MB)"
+    )
