@@ -128,10 +128,11 @@ class SupportResult:
     missing_terms: list[str] = field(default_factory=list)
     negation_mismatch: bool = False
     best: list[PassageSentence] = field(default_factory=list)  # quote sentences, best first
+    notes: list[str] = field(default_factory=list)  # why a verdict was set from outside
 
     @property
     def reasons(self) -> list[str]:
-        out = []
+        out = list(self.notes)
         if self.untraced_numbers:
             nums = ", ".join(n.text for n in self.untraced_numbers)
             out.append(f"number(s) not in the cited passages: {nums}")

@@ -191,6 +191,7 @@ class Verifier:
             elif result is None:
                 result = self.checker.check(sentence.text, passages, labels=labels)
                 result.verdict = "unsupported"
+                result.notes.append("no citation, and no single passage supports it alone")
                 citations = []
         pruned: list[int] = []
         if len(citations) > 1 and result.verdict != "unsupported":

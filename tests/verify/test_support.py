@@ -105,3 +105,17 @@ def test_a_web_address_is_not_a_claim_term() -> None:
     assert SupportChecker().check(
         "The KEYNOTE-189 identifier is NCT05184712.", {1: passage}
     ).missing_terms == ["KEYNOTE-189"]
+
+
+def test_an_uncited_sentence_says_why_it_was_dropped(checker: SupportChecker) -> None:
+    """Only the two passages together hold it: dropped for want of a citation, and the reason
+    says so (it used to read "weak overlap" with a high score)."""
+    passages = {
+        1: "Ivonescimab is a bispecific antibody.",
+        2: "HARMONi-A enrolled patients with EGFR-mutant NSCLC after osimertinib.",
+    }
+    answer = "Ivonescimab is a bispecific antibody tested in HARMONi-A after osimertinib."
+    (s,) = Verifier(checker).run(answer, passages).sentences
+    assert s.dropped and s.citations == []
+    assert s.support.reasons[0] == "no citation, and no single passage supports it alone"
+    assert not any("weak overlap" in r for r in s.support.reasons)
