@@ -23,6 +23,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+# The BERT sublayers a LoRA adapter over the packaged MiniLM adapts (the judge's and the
+# reranker's): every attention projection and both feed-forward matrices.
+MINILM_LORA_TARGETS = (
+    "query",
+    "key",
+    "value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+
+
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16).
 

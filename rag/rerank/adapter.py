@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import ModelUnavailableError
+from rag.models import MINILM_LORA_TARGETS
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 ADAPTER_FILE = "reranker.safetensors"
@@ -27,14 +28,7 @@ LORA: dict[str, Any] = {
     "r": 16,
     "alpha": 32,
     "dropout": 0.1,
-    "target_modules": [
-        "query",
-        "key",
-        "value",
-        "attention.output.dense",
-        "intermediate.dense",
-        "output.dense",
-    ],
+    "target_modules": list(MINILM_LORA_TARGETS),
 }
 HEAD_KEYS = ("1.log_scale", "1.offset")
 

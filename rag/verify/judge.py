@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rag.errors import ModelUnavailableError
+from rag.models import MINILM_LORA_TARGETS
 
 Task = Literal["support", "answer"]
 ADAPTER_FILE = "adapter.safetensors"
@@ -38,14 +39,7 @@ RECIPE: dict[str, Any] = {
     "lora_r": 16,
     "lora_alpha": 32,
     "lora_dropout": 0.1,
-    "target_modules": [
-        "query",
-        "key",
-        "value",
-        "attention.output.dense",
-        "intermediate.dense",
-        "output.dense",
-    ],
+    "target_modules": list(MINILM_LORA_TARGETS),
     "lr": 3e-4,
     "batch_size": 32,
     "epochs": 2,
