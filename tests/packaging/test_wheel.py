@@ -26,6 +26,14 @@ def test_wheel_contents_and_seed_lookup(tmp_path: Path) -> None:
         assert f"rag/seeds/{seed.name}" in names, seed.name
     assert "rag/eval/gold/seed.jsonl" in names
     assert "rag/ui/static/widget.js" in names
+    # The trained artifacts a fresh install uses with no training step.
+    for artifact in (
+        "rag/verify/artifacts/adapter.safetensors",
+        "rag/verify/artifacts/judge.json",
+        "rag/rerank/artifacts/reranker.safetensors",
+        "rag/rerank/artifacts/reranker.json",
+    ):
+        assert artifact in names, artifact
     assert not any(n.startswith(("tests/", "index/", "ui/", "eval/", "seeds/")) for n in names)
 
     target = tmp_path / "site"

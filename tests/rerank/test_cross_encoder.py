@@ -38,6 +38,48 @@ def test_a_folder_with_neither_adapter_nor_checkpoint_is_refused(tmp_path: Path)
         load_reranker(RerankSettings(method="cross-encoder", model=str(tmp_path)))
 
 
+def test_a_tampered_adapter_is_refused(tmp_path: Path) -> None:
+    """The manifest's sha256 guards the shipped weights: a changed file names the rebuild."""
+    import shutil
+
+    from rag.rerank.adapter import ADAPTER_FILE, ARTIFACT_DIR, MANIFEST_FILE
+
+    for name in (ADAPTER_FILE, MANIFEST_FILE):
+        shutil.copyfile(ARTIFACT_DIR / name, tmp_path / name)
+    with (tmp_path / ADAPTER_FILE).open("r+b") as f:
+        f.seek(-8, 2)
+        f.write(b"\x00" * 8)
+    with pytest.raises(ModelUnavailableError, match="sha256") as err:
+        load_reranker(RerankSettings(method="cross-encoder", model=str(tmp_path)))
+    assert TRAIN_COMMAND in str(err.value)
+
+
+def test_the_shipped_adapter_reranks_with_no_training_step() -> None:
+    """No training step: the adapter in the package is small, its manifest records how it was
+    built, it loads from the packaged MiniLM, and the quality preset turns it on."""
+    from rag.rerank.adapter import ADAPTER_FILE, ARTIFACT_DIR, read_manifest
+    from rag.rerank.cross_encoder import CrossEncoderReranker
+    from rag.settings import Settings
+
+    quality = Settings(preset="quality").rerank
+    assert quality.method == "cross-encoder" and quality.model == ""
+    manifest = read_manifest(ARTIFACT_DIR)
+    assert (ARTIFACT_DIR / ADAPTER_FILE).stat().st_size <= 5_000_000
+    assert manifest["fold"] == "full" and manifest["command"].startswith(TRAIN_COMMAND)
+    assert set(manifest["data"]) == {"scifact", "bioasq", "pubmedqa"}
+    reranker = load_reranker(quality)
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.path == ARTIFACT_DIR
+    question = "Which bispecific antibody improved progression-free survival in HARMONi-A?"
+    scores = reranker.score(
+        question,
+        [
+            "In HARMONi-A, ivonescimab plus chemotherapy improved progression-free survival.",
+            "The weather in the city was mild for the season.",
+        ],
+    )
+    assert scores[0] > scores[1]
+
+
 def test_generator_reranker_uses_the_generator_it_is_given() -> None:
     """The Assistant hands its own model over; the factory never loads settings of its own."""
     from rag.rerank.generator import GeneratorReranker
@@ -252,10 +294,11 @@ def test_trained_reranker_moves_the_gold_passage_up(seed_index, toy_checkpoint: 
 @pytest.mark.slow
 def test_fold_model_generalises_to_a_held_out_scifact_claim() -> None:
     """With the cached cross-fitted checkpoint: a fold-1 claim scored by the fold-0 model."""
+    from rag.rerank.adapter import is_adapter_dir
     from rag.rerank.cross_encoder import CrossEncoderReranker, recipe_dir
 
     checkpoint = recipe_dir() / "fold-0"
-    if not (checkpoint / "config.json").is_file():
+    if not is_adapter_dir(checkpoint) and not (checkpoint / "config.json").is_file():
         pytest.skip(f"no cached fold-0 checkpoint; build it with `{TRAIN_COMMAND}`")
     claim = HELD_OUT["claim"]
     assert fold_of("scifact", HELD_OUT["id"]) == 1
