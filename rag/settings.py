@@ -83,12 +83,18 @@ class EmbedSettings(_Group):
 
 
 class RetrieveSettings(_Group):
-    k: int = Field(5, ge=1, le=200)
+    k: int = Field(
+        5,
+        ge=1,
+        le=200,
+        description="Passages a search returns. An answer's passages are answer.max_passages "
+        "(every shell's per-request k overrides that one).",
+    )
     mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
     dense_depth: int = Field(100, ge=1)
     lexical_depth: int = Field(100, ge=1)
     # zscore: weighted sum of standardised BM25 and cosine scores; rrf: reciprocal rank fusion.
-    # zscore scored higher on every dev set (README "Why the defaults are what they are").
+    # zscore scored higher on every dev set (docs/retrieval.md "Why the defaults ...").
     fusion: Literal["zscore", "rrf"] = "zscore"
     rrf_k: int = Field(60, ge=1, description="RRF's k (fusion=rrf only).")
     dense_weight: float = Field(1.0, ge=0)
@@ -148,7 +154,13 @@ class GenerateSettings(_Group):
 
 
 class AnswerSettings(_Group):
-    max_passages: int = Field(5, ge=1, le=20, description="Passages put in the prompt.")
+    max_passages: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Passages an answer uses (put in the prompt); `rag ask -k`, the API's k "
+        "and the UI slider override it per request.",
+    )
     max_passage_tokens: int = Field(160, ge=32)
     passage_context: Literal["neighbours", "chunk"] = Field(
         "neighbours",
