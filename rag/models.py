@@ -187,7 +187,7 @@ def keep_freed_memory() -> bool:
     By default glibc serves each from a fresh mmap, so every layer pays page faults and kernel
     zeroing again; raising the mmap and trim thresholds keeps them in the heap. Measured on the
     1.5B generator here: a bare 780-token forward pass 302-338 -> 404-431 tokens/s, prefill in
-    the answer path 271 -> 318-335 tokens/s (README, "Speed").
+    the answer path 271 -> 318-335 tokens/s (docs/generation.md, "Speed").
     The process keeps its peak heap (it holds the model anyway). A no-op off glibc.
     """
     global _MALLOC_TUNED

@@ -98,7 +98,7 @@ def blend_scores(
     ``blend=score`` (default): ``w * z(rerank) + (1 - w) * z(retrieval score)`` over the head,
     a convex combination of standardised scores — it keeps how sure each stage is, where a rank
     blend keeps only the order (held-out SciFact nDCG@10 0.746 -> 0.758 with the same models;
-    README, "Why the defaults are what they are").
+    docs/retrieval.md, "Why the defaults are what they are").
     ``blend=rank``: reciprocal-rank votes of both orders (``mix_scores``).
     ``weight`` = 1 is the reranker alone.
     """
