@@ -106,7 +106,7 @@ class RetrieveSettings(_Group):
 
 
 class RerankSettings(_Group):
-    # Off by default: on a 2-core AVX2 CPU it took 2.7-3.7 s a query (cores shared) for
+    # Off by default: on a 2-core AVX2 CPU it takes 1.7 s a query (p50, idle) for
     # +0.009 / +0.017 held-out nDCG@10 (SciFact / BioASQ); the quality preset turns it on.
     method: Literal["none", "cross-encoder", "generator"] = "none"
     model: str = Field(
