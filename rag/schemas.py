@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -278,3 +279,13 @@ class StreamEvent:
             self.data.model_dump(mode="json") if hasattr(self.data, "model_dump") else self.data
         )
         return {"type": self.type, "data": payload}
+
+
+def final_response(events: Iterable[StreamEvent]) -> AnswerResponse:
+    """Drain an answer stream to its ``final`` response (for callers that do not stream)."""
+    final: AnswerResponse | None = None
+    for event in events:
+        if event.type == "final":
+            final = event.data
+    assert final is not None, "an answer stream ends with a final event"
+    return final

@@ -87,10 +87,7 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
     """The Blocks app; ``state`` shares generation slots and folders with the HTTP API."""
     state = state or ServerState(assistant, settings)
     settings = state.settings
-    handlers = UiHandlers(state)
-    doc_choices, doc_rows = handlers.doc_choices, handlers.doc_rows
-    respond, on_feedback = handlers.respond, handlers.on_feedback
-    add_files, remove_doc, refresh = handlers.add_files, handlers.remove_doc, handlers.refresh
+    ui = UiHandlers(state)
 
     rerank_method = settings.rerank.method
     with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 7200)) as demo:
@@ -138,7 +135,7 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                             interactive=rerank_method != "none",
                         )
                         doc_filter = gr.Dropdown(
-                            choices=doc_choices(),
+                            choices=ui.doc_choices(),
                             multiselect=True,
                             label="Only these documents (empty = all)",
                         )
@@ -164,7 +161,7 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                     wrap=True,
                 )
                 docs = gr.Dataframe(
-                    value=doc_rows,
+                    value=ui.doc_rows,
                     headers=["doc id", "title", "format", "year", "chunks"],
                     label="Indexed documents",
                     elem_id="rag-docs",
@@ -173,24 +170,26 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                 )
                 with gr.Row():
                     remove_pick = gr.Dropdown(
-                        choices=doc_choices(), label="Document to remove", elem_id="rag-remove-pick"
+                        choices=ui.doc_choices(),
+                        label="Document to remove",
+                        elem_id="rag-remove-pick",
                     )
                     remove = gr.Button("Remove from index", variant="stop", elem_id="rag-remove")
                 remove_note = gr.Markdown(elem_id="rag-remove-note")
 
         chat_inputs = [question, chatbot, conv, top_k, rerank, doc_filter]
         chat_outputs = [question, chatbot, sources, rewrite, conv]
-        ask.click(respond, chat_inputs, chat_outputs, concurrency_limit=None)
-        question.submit(respond, chat_inputs, chat_outputs, concurrency_limit=None)
+        ask.click(ui.respond, chat_inputs, chat_outputs, concurrency_limit=None)
+        question.submit(ui.respond, chat_inputs, chat_outputs, concurrency_limit=None)
         new_chat.click(
             lambda: ([], {"history": [], "answers": {}}, "", ""),
             None,
             [chatbot, conv, rewrite, feedback_note],
         )
-        chatbot.like(on_feedback, [conv], [feedback_note])
-        add.click(add_files, [files], [summary, summary_line, docs, remove_pick, doc_filter])
-        remove.click(remove_doc, [remove_pick], [remove_note, docs, remove_pick, doc_filter])
-        demo.load(refresh, None, [docs, remove_pick, doc_filter])
+        chatbot.like(ui.on_feedback, [conv], [feedback_note])
+        add.click(ui.add_files, [files], [summary, summary_line, docs, remove_pick, doc_filter])
+        remove.click(ui.remove_doc, [remove_pick], [remove_note, docs, remove_pick, doc_filter])
+        demo.load(ui.refresh, None, [docs, remove_pick, doc_filter])
     return demo
 
 

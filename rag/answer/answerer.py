@@ -32,6 +32,7 @@ from rag.schemas import (
     AnswerResponse,
     SearchHit,
     StreamEvent,
+    final_response,
 )
 from rag.settings import AnswerSettings, GenerateSettings
 from rag.text.entities import Cited, Entity, named_entities
@@ -81,12 +82,7 @@ class Answerer(VerdictSteps):
     # -- public -------------------------------------------------------------------------------
 
     def ask(self, question: str, **kwargs: Any) -> AnswerResponse:
-        final: AnswerResponse | None = None
-        for event in self.stream(question, **kwargs):
-            if event.type == "final":
-                final = event.data
-        assert final is not None
-        return final
+        return final_response(self.stream(question, **kwargs))
 
     def stream(
         self,

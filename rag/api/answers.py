@@ -33,6 +33,7 @@ from rag.api.models import (
 from rag.schemas import (
     AnswerResponse,
     SearchResponse,
+    final_response,
 )
 from rag.server import Pump
 from rag.types import Filters
@@ -51,16 +52,7 @@ router = APIRouter()
 )
 async def ask(state: StateDep, body: AskRequest, request: Request, _: ChatKey) -> AnswerResponse:
     events = answer_events(state, body)
-
-    def work() -> AnswerResponse:
-        final = None
-        for event in events():
-            if event.type == "final":
-                final = event.data
-        assert final is not None
-        return final
-
-    return await in_slot(state, work)
+    return await in_slot(state, lambda: final_response(events()))
 
 
 @router.post(

@@ -38,9 +38,10 @@ from rag.api.models import (
     Usage,
 )
 from rag.errors import RequestError
-from rag.generate import GenerationStats
+from rag.generate import GenerationStats, generate_text
 from rag.schemas import (
     AnswerResponse,
+    final_response,
 )
 from rag.server import Pump, ServerState
 
@@ -134,16 +135,7 @@ async def _rag_completion(state: ServerState, body: ChatCompletionRequest) -> An
     events = answer_events(state, request)
     cid, created = _completion_id(), int(time.time())
     if not body.stream:
-
-        def work() -> AnswerResponse:
-            final = None
-            for event in events():
-                if event.type == "final":
-                    final = event.data
-            assert final is not None
-            return final
-
-        response: AnswerResponse = await in_slot(state, work)
+        response: AnswerResponse = await in_slot(state, lambda: final_response(events()))
         return ChatCompletion(
             id=cid,
             created=created,
@@ -213,14 +205,14 @@ async def _raw_completion(state: ServerState, body: ChatCompletionRequest) -> An
 
     if not body.stream:
 
-        def work() -> tuple[str, GenerationStats | None]:
-            text, stats = [], None
-            for item in pieces():
-                if isinstance(item, GenerationStats):
-                    stats = item
-                else:
-                    text.append(item)
-            return "".join(text), stats
+        def work() -> tuple[str, GenerationStats]:
+            return generate_text(
+                state.assistant.generator,
+                messages,
+                max_new_tokens=max_tokens,
+                temperature=temperature,
+                stop=stops or None,
+            )
 
         text, stats = await in_slot(state, work)
         return ChatCompletion(

@@ -12,13 +12,12 @@ Rebuilt by ``rag eval train-reranker --all --ship`` (``rag/eval/train_reranker.p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from rag.errors import ModelUnavailableError
-from rag.models import MINILM_LORA_TARGETS
+from rag.models import MINILM_LORA_TARGETS, sha256_file
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"
 ADAPTER_FILE = "reranker.safetensors"
@@ -93,7 +92,7 @@ def write_adapter(model: Any, folder: Path, manifest: dict[str, Any]) -> dict[st
     save_file(adapter_state(model), str(path))
     manifest = {
         **manifest,
-        "adapter_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "adapter_sha256": sha256_file(path),
         "adapter_bytes": path.stat().st_size,
     }
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -118,7 +117,7 @@ def load_adapter_model(folder: Path, *, dtype: str = "float32") -> Any:
 
     manifest = read_manifest(folder)
     path = folder / ADAPTER_FILE
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if manifest.get("adapter_sha256") not in (None, digest):
         raise ModelUnavailableError(
             f"{path} does not match the sha256 in {MANIFEST_FILE}; rebuild it with "
