@@ -11,6 +11,10 @@ pdfplumber gives every character with its position and font. From those we
 4. call a paragraph a heading when its font is clearly larger than the body text (or it is a
    short, all-bold line), which gives PDF chunks a section path as well.
 
+Steps 1-3 see one page at a time and live in ``rag.ingest.pdf_layout``; this module opens the
+file, walks its pages, drops running heads, re-joins paragraphs split across columns or pages
+and finds the headings.
+
 Failures are reported by cause: not a PDF, truncated, encrypted, scanned (no text layer), or
 too big to be a plausible article (a PDF bomb guard).
 """
@@ -19,18 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import logging
 import re
-import statistics
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pdfplumber
 from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
-from pdfplumber.utils import cluster_objects, extract_words
 from pdfplumber.utils.exceptions import PdfminerException
 
 from rag.errors import (
@@ -40,13 +39,13 @@ from rag.errors import (
     FileTooLargeError,
     IngestError,
 )
+from rag.ingest.pdf_layout import Para, page_paragraphs
 from rag.types import Block, DocMeta, LoadedDocument
 
 MAX_PAGES = 2000
 MAX_CHARS = 20_000_000
 
 _ENCRYPTED = "PDF is encrypted (password protected)"
-_BOLD = re.compile(r"bold|black|heavy|semibold|demi", re.I)
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$", re.I)
 _JUNK_TITLE = re.compile(
     r"^(\(?untitled\)?|slide \d+|powerpoint presentation|document\d*|title|none)$"
@@ -59,28 +58,6 @@ _PDF_DATE = re.compile(r"^(?:D:)?(\d{4})(\d{2})?(\d{2})?")
 # pdfminer and pypdf log every recoverable oddity of a damaged file; callers get our errors.
 logging.getLogger("pdfminer").setLevel(logging.ERROR)
 logging.getLogger("pypdf").setLevel(logging.ERROR)
-
-
-@dataclass(slots=True)
-class _Item:
-    """A run of words on one line (no gutter inside it), or a whole table."""
-
-    x0: float
-    top: float
-    x1: float
-    bottom: float
-    words: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[str] | None = None  # rendered table rows
-
-
-@dataclass(slots=True)
-class _Para:
-    text: str
-    page: int
-    size: float
-    bold: bool
-    n_lines: int
-    kind: str = "paragraph"  # or "table"
 
 
 def load_pdf(data: bytes, meta: DocMeta) -> LoadedDocument:
@@ -191,12 +168,12 @@ def _info_str(value: Any) -> str:
 # --- pages -----------------------------------------------------------------------------------
 
 
-def _read_pages(pdf: Any) -> tuple[list[_Para], int]:
+def _read_pages(pdf: Any) -> tuple[list[Para], int]:
     """Paragraphs of every page, and how many glyphs had no Unicode mapping ("(cid:N)")."""
     pages = pdf.pages
     if len(pages) > MAX_PAGES:
         raise FileTooLargeError(f"PDF has {len(pages)} pages; the limit is {MAX_PAGES}")
-    paras: list[_Para] = []
+    paras: list[Para] = []
     total_chars = 0
     undecodable = 0
     for page in pages:
@@ -209,7 +186,7 @@ def _read_pages(pdf: Any) -> tuple[list[_Para], int]:
                 )
             undecodable += sum(1 for c in chars if c["text"].startswith("(cid:"))
             if chars:
-                paras.extend(_page_paragraphs(page))
+                paras.extend(page_paragraphs(page))
         except PdfminerException as exc:
             raise _pdfminer_error(exc) from exc
         except (IngestError, MemoryError):
@@ -222,259 +199,7 @@ def _read_pages(pdf: Any) -> tuple[list[_Para], int]:
     return _join_broken_paragraphs(paras), undecodable
 
 
-def _page_paragraphs(page: Any) -> list[_Para]:
-    tables = [t for t in page.find_tables() if _is_real_table(t)]
-    items: list[_Item] = []
-    boxes: list[tuple[float, ...]] = []
-    for table in tables:
-        rows = _render_table(table.extract())
-        if rows:
-            x0, top, x1, bottom = table.bbox
-            items.append(_Item(x0, top, x1, bottom, rows=rows))
-            boxes.append((x0 - 1, top - 1, x1 + 1, bottom + 1))
-
-    words = extract_words(
-        _running_chars(page.chars, boxes), x_tolerance_ratio=0.2, extra_attrs=["size", "fontname"]
-    )
-    upright = [w for w in words if w.get("upright", True)]
-    if len(upright) >= len(words) / 2:
-        words = upright  # drop sideways margin stamps ("Downloaded from ...")
-    if not words and not items:
-        return []
-    size = statistics.median(w["size"] for w in words) if words else 10.0
-    gutter = max(6.0, 1.2 * size)
-    ytol = 0.35 * size
-    items.extend(_fragments(words, gutter, ytol))
-    para_gap = _usual_line_gap(items, size) + 0.35 * size
-    paras: list[_Para] = []
-    for leaf in _xy_cut(items, gutter, para_gap, ytol):
-        paras.extend(_leaf_paragraphs(leaf, page.page_number, ytol))
-    return paras
-
-
-def _running_chars(chars: list[dict[str, Any]], boxes: list[tuple[float, ...]]) -> list[Any]:
-    """Characters outside tables, each once (fake bold prints a glyph twice, slightly offset).
-
-    Glyphs without a Unicode mapping (pdfminer writes them as "(cid:N)") are dropped as noise.
-    """
-    seen: set[tuple[str, int, int]] = set()
-    kept = []
-    for char in chars:
-        if char["text"].startswith("(cid:"):
-            continue
-        key = (char["text"], round(char["x0"]), round(char["top"]))
-        if key in seen:
-            continue
-        seen.add(key)
-        cx = (char["x0"] + char["x1"]) / 2
-        cy = (char["top"] + char["bottom"]) / 2
-        if not any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes):
-            kept.append(char)
-    return kept
-
-
-def _is_real_table(table: Any) -> bool:
-    """A ruled box around a single cell or a single row is a frame, not a table."""
-    rows = table.rows
-    return len(rows) >= 2 and max(len(r.cells) for r in rows) >= 2
-
-
-def _render_table(rows: list[list[str | None]]) -> list[str]:
-    rendered = []
-    for row in rows:
-        cells = [" ".join((cell or "").split()) for cell in row]
-        if any(cells):
-            rendered.append(" | ".join(cells))
-    return rendered
-
-
-def _fragments(words: list[dict[str, Any]], gutter: float, ytol: float) -> list[_Item]:
-    """Words sharing a baseline, split wherever the horizontal gap could be a column gutter."""
-    out: list[_Item] = []
-    for row in cluster_objects(words, "bottom", ytol):
-        row.sort(key=lambda w: w["x0"])
-        current: list[dict[str, Any]] = [row[0]]
-        for word in row[1:]:
-            if word["x0"] - current[-1]["x1"] >= gutter:
-                out.append(_item(current))
-                current = []
-            current.append(word)
-        out.append(_item(current))
-    return out
-
-
-def _item(words: list[dict[str, Any]]) -> _Item:
-    return _Item(
-        min(w["x0"] for w in words),
-        min(w["top"] for w in words),
-        max(w["x1"] for w in words),
-        max(w["bottom"] for w in words),
-        words,
-    )
-
-
-def _usual_line_gap(items: list[_Item], size: float) -> float:
-    """Typical gap from a line to the next line below it in the same column.
-
-    The lower quartile, not the median: on a page of short paragraphs and headings the
-    paragraph gaps can outnumber the line gaps.
-    """
-    text = sorted((i for i in items if i.rows is None), key=lambda i: i.top)
-    gaps = []
-    for n, item in enumerate(text):
-        for other in text[n + 1 :]:
-            if other.top > item.bottom + 3 * size:
-                break  # sorted by top: nothing nearer below
-            if other.top < item.bottom - 0.5 * size:
-                continue  # same line, or overlapping it
-            if other.x0 < item.x1 and item.x0 < other.x1:
-                gap = other.top - item.bottom
-                if gap < 3 * size:
-                    gaps.append(gap)
-                break
-    return max(sorted(gaps)[len(gaps) // 4], 0.0) if gaps else 0.25 * size
-
-
-def _cuts(intervals: Iterable[tuple[float, float]], min_gap: float) -> list[float]:
-    """Positions of empty stretches at least ``min_gap`` wide between the intervals."""
-    cuts: list[float] = []
-    end: float | None = None
-    for start, stop in sorted(intervals):
-        if end is not None and start - end >= min_gap:
-            cuts.append((start + end) / 2)
-        end = stop if end is None else max(end, stop)
-    return cuts
-
-
-def _split(items: list[_Item], cuts: list[float], *, vertical: bool) -> list[list[_Item]]:
-    groups: list[list[_Item]] = [[] for _ in range(len(cuts) + 1)]
-    for item in items:
-        centre = (item.x0 + item.x1) / 2 if vertical else (item.top + item.bottom) / 2
-        groups[sum(1 for c in cuts if centre > c)].append(item)
-    return [g for g in groups if g]
-
-
-def _n_rows(items: list[_Item], ytol: float) -> int:
-    return len(cluster_objects(items, lambda i: i.bottom, ytol))
-
-
-def _xy_cut(items: list[_Item], gutter: float, para_gap: float, ytol: float) -> list[list[_Item]]:
-    """Recursive XY-cut: columns left to right, then blocks top to bottom.
-
-    A vertical cut needs a gutter that is empty over the whole region and at least one side
-    with two or more lines (a single line with wide word spacing is not two columns).
-    Horizontal cuts happen only where no gutter exists, at gaps wider than a line gap.
-    """
-    if len(items) < 2:
-        return [items] if items else []
-    vcuts = _cuts(((i.x0, i.x1) for i in items), gutter)
-    if vcuts:
-        groups = _split(items, vcuts, vertical=True)
-        if len(groups) > 1 and max(_n_rows(g, ytol) for g in groups) >= 2:
-            return [leaf for g in groups for leaf in _xy_cut(g, gutter, para_gap, ytol)]
-    hcuts = _cuts(((i.top, i.bottom) for i in items), para_gap)
-    if hcuts:
-        groups = _split(items, hcuts, vertical=False)
-        if len(groups) > 1:
-            return [leaf for g in groups for leaf in _xy_cut(g, gutter, para_gap, ytol)]
-    return [items]
-
-
-@dataclass(slots=True)
-class _Line:
-    text: str
-    x0: float
-    size: float
-    bold: bool
-    n_chars: int
-
-
-def _leaf_paragraphs(items: list[_Item], page_no: int, ytol: float) -> list[_Para]:
-    """Lines of one block, split into paragraphs at font changes and first-line indents."""
-    out: list[_Para] = []
-    text_items = []
-    for item in sorted(items, key=lambda i: i.top):
-        if item.rows is not None:
-            out.extend(_paragraphs(_lines(text_items, ytol), page_no))
-            text_items = []
-            out.append(_Para("\n".join(item.rows), page_no, 0.0, False, 0, kind="table"))
-        else:
-            text_items.append(item)
-    out.extend(_paragraphs(_lines(text_items, ytol), page_no))
-    return out
-
-
-def _lines(items: list[_Item], ytol: float) -> list[_Line]:
-    words = [w for item in items for w in item.words]
-    lines = []
-    for row in sorted(cluster_objects(words, "bottom", ytol), key=lambda r: r[0]["bottom"]):
-        row.sort(key=lambda w: w["x0"])
-        sizes: Counter[float] = Counter()
-        for w in row:
-            sizes[round(w["size"], 1)] += len(w["text"])
-        lines.append(
-            _Line(
-                text=_join_words(row),
-                x0=row[0]["x0"],
-                size=sizes.most_common(1)[0][0],
-                bold=all(_BOLD.search(w["fontname"]) for w in row),
-                n_chars=sum(sizes.values()),
-            )
-        )
-    return lines
-
-
-def _join_words(row: list[dict[str, Any]]) -> str:
-    """Words of one line; no space where a font change split a word (``m`` + superscript)."""
-    parts = [row[0]["text"]]
-    for prev, word in itertools.pairwise(row):
-        if word["x0"] - prev["x1"] > 0.1 * min(prev["size"], word["size"]):
-            parts.append(" ")
-        parts.append(word["text"])
-    return "".join(parts)
-
-
-def _paragraphs(lines: list[_Line], page_no: int) -> list[_Para]:
-    if not lines:
-        return []
-    margin = min(line.x0 for line in lines)
-    em = statistics.median(line.size for line in lines)
-
-    def aligned(line: _Line) -> bool:
-        return line.x0 <= margin + 0.3 * em
-
-    # First-line indents mark paragraphs only in left-aligned text (not in centred titles).
-    use_indents = len(lines) >= 3 and sum(map(aligned, lines)) > len(lines) / 2
-    groups: list[list[_Line]] = [[lines[0]]]
-    for n in range(1, len(lines)):
-        prev, line = lines[n - 1], lines[n]
-        style_change = abs(line.size - prev.size) > 0.5 or line.bold != prev.bold
-        indent = (
-            use_indents
-            and line.x0 > margin + 0.8 * em
-            and aligned(prev)
-            and (n + 1 == len(lines) or aligned(lines[n + 1]))
-        )
-        if style_change or indent:
-            groups.append([])
-        groups[-1].append(line)
-    out = []
-    for group in groups:
-        n_chars = sum(line.n_chars for line in group) or 1
-        size = sum(line.size * line.n_chars for line in group) / n_chars
-        out.append(
-            _Para(
-                "\n".join(line.text for line in group),
-                page_no,
-                round(size, 1),
-                all(line.bold for line in group),
-                len(group),
-            )
-        )
-    return out
-
-
-def _drop_running_heads(paras: list[_Para], n_pages: int) -> None:
+def _drop_running_heads(paras: list[Para], n_pages: int) -> None:
     """Remove page numbers and running heads/feet repeated at the edges of most pages."""
     edges: dict[int, list[int]] = {}
     for n, para in enumerate(paras):
@@ -493,9 +218,9 @@ def _drop_running_heads(paras: list[_Para], n_pages: int) -> None:
             del paras[n]
 
 
-def _join_broken_paragraphs(paras: list[_Para]) -> list[_Para]:
+def _join_broken_paragraphs(paras: list[Para]) -> list[Para]:
     """Re-join a paragraph that a column or page break cut mid-sentence."""
-    out: list[_Para] = []
+    out: list[Para] = []
     for para in paras:
         prev = out[-1] if out else None
         if (
@@ -516,7 +241,7 @@ def _join_broken_paragraphs(paras: list[_Para]) -> list[_Para]:
 # --- blocks ----------------------------------------------------------------------------------
 
 
-def _to_blocks(paras: list[_Para], meta: DocMeta) -> list[Block]:
+def _to_blocks(paras: list[Para], meta: DocMeta) -> list[Block]:
     text_paras = [p for p in paras if p.kind != "table"]
     if not text_paras:
         return [Block(p.text, "table", (), p.page) for p in paras]
@@ -526,7 +251,7 @@ def _to_blocks(paras: list[_Para], meta: DocMeta) -> list[Block]:
     body = weights.most_common(1)[0][0]
     body_bold = sum(len(p.text) for p in text_paras if p.bold) > sum(weights.values()) / 2
 
-    def is_heading(p: _Para) -> bool:
+    def is_heading(p: Para) -> bool:
         if p.n_lines > 3 or len(p.text) > 200 or not re.search(r"[A-Za-z]{2}", p.text):
             return False
         if p.size >= body + 1.0 and p.size >= body * 1.1:
