@@ -4,7 +4,7 @@ Commit point = one SQLite transaction (documents, chunks, vectors, generation). 
 BM25 files are named after the generation they were derived from; a reader that finds none for
 the current generation (a writer crashed, or is still writing) rebuilds them in memory from
 the same database snapshot. So a kill at any moment leaves the last committed state loadable,
-and a reader never mixes two generations.
+and a reader never mixes two generations. ``rag.store.derived`` builds and loads them.
 
 With ``index.store = "milvus"`` the dense side is a Milvus collection that persists itself:
 it records the generation it reflects, every change to it happens under the write lock after
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -32,30 +30,17 @@ from filelock import FileLock, Timeout
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from rag.ingest.normalize import year_from
 from rag.settings import IndexSettings
-from rag.store.base import VectorStore
 from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
-from rag.store.faiss_store import FaissStore, choose_kind
+from rag.store.derived import Derived, DerivedBuilder, milvus_type
+from rag.store.faiss_store import choose_kind
 from rag.store.lexical import LexicalIndex
 from rag.types import Chunk, Document, Filters, StoredChunk
 
 DB_NAME = "chunks.sqlite3"
 LOCK_NAME = ".write.lock"
 MANIFEST_NAME = "manifest.json"
-_DERIVED = re.compile(r"^(dense|lexical)\.(\d+)(\.faiss)?$")
 # Per-document metadata a Milvus store keeps beside each vector: doc_id, format, kind, year.
 DocMetaRow = tuple[str, str, str, int | None]
-
-
-def make_store(
-    settings: IndexSettings, dim: int, directory: Path, n_vectors: int = 0
-) -> VectorStore:
-    """An empty dense store of the configured backend (``index.store``) sized for n vectors."""
-    kind = choose_kind(settings, n_vectors)
-    if settings.store == "milvus":
-        from rag.store.milvus_store import store_for_index  # pymilvus only when asked for
-
-        return store_for_index(settings, dim, directory, kind)
-    return FaissStore(dim, kind, settings)
 
 
 @dataclass(frozen=True)
@@ -77,14 +62,6 @@ class IndexSpec:
             },
             "chunker": self.chunker,
         }
-
-
-@dataclass
-class _Derived:
-    generation: int
-    dense: VectorStore
-    lexical: LexicalIndex
-    aliases: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -120,8 +97,8 @@ class CorpusIndex:
         self._read_lock = threading.RLock()
         self.store = ChunkStore(self.dir / DB_NAME)
         self._check_manifest()
-        self._derived: _Derived | None = None
-        self._milvus: Any = None  # MilvusStore, opened on first use and shared with writers
+        self._derived: Derived | None = None
+        self.builder = DerivedBuilder(self.dir, spec.dim, settings, self.dir / LOCK_NAME)
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -129,9 +106,7 @@ class CorpusIndex:
 
     def close(self) -> None:
         self.store.close()
-        if self._milvus is not None:
-            self._milvus.close()
-            self._milvus = None
+        self.builder.close()
 
     @property
     def uses_milvus(self) -> bool:
@@ -204,100 +179,23 @@ class CorpusIndex:
                 finally:
                     store.close()
 
-    # -- derived structures -------------------------------------------------------------------
-
-    def _derived_paths(self, generation: int) -> tuple[Path, Path]:
-        return self.dir / f"dense.{generation}.faiss", self.dir / f"lexical.{generation}"
-
-    def _build_derived(
-        self, store: ChunkStore, generation: int, *, locked: bool = False
-    ) -> _Derived:
-        if self.uses_milvus:
-            dense = self._milvus_dense(store, generation, locked=locked)
-        else:
-            ids, vectors = store.all_vectors()
-            dense = make_store(self.settings, self.spec.dim, self.dir, len(ids))
-            dense.add(ids, vectors)
-        lexical = LexicalIndex.build(store.lexical_rows())
-        return _Derived(generation, dense, lexical, store.aliases())
-
-    def _load_derived(
-        self, store: ChunkStore, generation: int, *, locked: bool = False
-    ) -> _Derived:
-        dense_path, lexical_path = self._derived_paths(generation)
-        if self.uses_milvus:
-            dense = self._milvus_dense(store, generation, locked=locked)
-            try:
-                lexical = LexicalIndex.load(lexical_path)
-            except (FileNotFoundError, RuntimeError, OSError, ValueError):
-                lexical = LexicalIndex.build(store.lexical_rows())
-            return _Derived(generation, dense, lexical, store.aliases())
-        try:
-            dense = FaissStore.load(dense_path, self.settings)
-            lexical = LexicalIndex.load(lexical_path)
-        except (FileNotFoundError, RuntimeError, OSError, ValueError):
-            return self._build_derived(store, generation)
-        return _Derived(generation, dense, lexical, store.aliases())
-
-    def _milvus_dense(self, store: ChunkStore, generation: int, *, locked: bool) -> Any:
-        """The Milvus store, rebuilt from ``store``'s snapshot if it reflects another generation.
-
-        Only the write-lock holder changes the collection. A reader that finds it stale takes
-        the lock if it is free; if a writer holds it, the reader serves the live collection
-        (chunk ids it returns that the snapshot lacks are dropped by the retriever) and the
-        writer brings it up to date when its session ends.
-        """
-        n = store.chunk_count()
-        kind = choose_kind(self.settings, n)
-        if self._milvus is None:
-            self._milvus = make_store(self.settings, self.spec.dim, self.dir, n)
-        dense = self._milvus
-        wanted = f"milvus-{_milvus_type(kind, self.settings)}"
-        if dense.generation == generation and (not locked or dense.kind == wanted):
-            return dense
-        if locked:
-            self._rebuild_milvus(dense, store, generation, kind)
-            return dense
-        try:
-            with FileLock(str(self.dir / LOCK_NAME), timeout=0):
-                if dense.generation != generation:
-                    self._rebuild_milvus(dense, store, generation, kind)
-        except Timeout:
-            pass
-        return dense
-
-    def _rebuild_milvus(self, dense: Any, store: ChunkStore, generation: int, kind: str) -> None:
-        from rag.store.milvus_store import VectorMeta, milvus_index
-
-        ids, vectors = store.all_vectors()
-        meta = {
-            row[0]: VectorMeta(row[1], row[2], row[3] or "", row[4])
-            for row in store.conn.execute(
-                "SELECT c.id, d.doc_id, d.format, d.kind, d.year FROM chunks c "
-                "JOIN documents d ON c.doc_id = d.doc_id"
-            )
-        }
-        dense.reset(*milvus_index(kind, self.settings))
-        dense.add(ids, vectors, [meta[i] for i in ids.tolist()])
-        dense.set_generation(generation)
-
     def refresh(self) -> bool:
         """Pick up the latest committed generation; True if anything changed."""
         with self._read_lock, self.store.snapshot():
             generation = self.store.generation()
             if self._derived is not None and self._derived.generation == generation:
                 return False
-            self._derived = self._load_derived(self.store, generation)
+            self._derived = self.builder.load(self.store, generation)
             return True
 
     @property
-    def derived(self) -> _Derived:
+    def derived(self) -> Derived:
         if self._derived is None:
             self.refresh()
         assert self._derived is not None
         return self._derived
 
-    def adopt(self, derived: _Derived) -> None:
+    def adopt(self, derived: Derived) -> None:
         """Take over structures a writer in this process just built (saves a reload)."""
         with self._read_lock:
             if self._derived is None or derived.generation >= self._derived.generation:
@@ -383,7 +281,7 @@ class CorpusIndex:
         problems: list[str] = []
         with self._read_lock, self.store.snapshot():
             generation = self.store.generation()
-            derived = self._load_derived(self.store, generation)
+            derived = self.builder.load(self.store, generation)
             db_ids, _ = self.store.all_vectors()
             db = set(db_ids.tolist())
             docs = {d.doc_id: d for d in self.store.documents()}
@@ -421,7 +319,7 @@ class IndexWriter:
         self.store = store
         with store.snapshot():
             generation = store.generation()
-            self._derived = index._load_derived(store, generation, locked=True)
+            self._derived = index.builder.load(store, generation, locked=True)
         self._dirty = False
 
     @contextmanager
@@ -473,24 +371,26 @@ class IndexWriter:
         with self.store.snapshot():
             generation = self.store.generation()
             n = self.store.chunk_count()
-            needs_lexical = self._dirty or not self.index._derived_paths(generation)[1].exists()
+            needs_lexical = self._dirty or not self.index.builder.paths(generation)[1].exists()
             wanted_kind = choose_kind(self.index.settings, n)
             if milvus:
-                wanted_kind = f"milvus-{_milvus_type(wanted_kind, self.index.settings)}"
+                wanted_kind = f"milvus-{milvus_type(wanted_kind, self.index.settings)}"
             if wanted_kind != self._derived.dense.kind or self._derived.generation != generation:
-                self._derived = self.index._build_derived(self.store, generation, locked=True)
+                self._derived = self.index.builder.build(self.store, generation, locked=True)
             elif needs_lexical:
                 self._derived.lexical = LexicalIndex.build(self.store.lexical_rows())
                 self._derived.aliases = self.store.aliases()
             if milvus:  # the collection persists itself; make sure it says which generation
-                self._derived.dense = self.index._milvus_dense(self.store, generation, locked=True)
-        dense_path, lexical_path = self.index._derived_paths(generation)
+                self._derived.dense = self.index.builder.milvus_dense(
+                    self.store, generation, locked=True
+                )
+        dense_path, lexical_path = self.index.builder.paths(generation)
         if not milvus and (not dense_path.exists() or self._dirty):
             self._derived.dense.save(dense_path)
         if not lexical_path.exists() or self._dirty:
             self._derived.lexical.save(lexical_path)
         self._dirty = False
-        self._cleanup(generation)
+        self.index.builder.remove_other_generations(generation)
         self.index.adopt(self._derived)
         write_json_atomic(
             self.index.dir / MANIFEST_NAME,
@@ -502,21 +402,6 @@ class IndexWriter:
                 "vector_index": self._derived.dense.kind,
             },
         )
-
-    def _cleanup(self, keep: int) -> None:
-        for path in self.index.dir.iterdir():
-            match = _DERIVED.match(path.name)
-            if match and int(match.group(2)) != keep:
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-
-
-def _milvus_type(kind: str, settings: IndexSettings) -> str:
-    from rag.store.milvus_store import milvus_index
-
-    return milvus_index(kind, settings)[0].lower()
 
 
 def ensure_consistent(index: CorpusIndex) -> None:
