@@ -157,3 +157,18 @@ def test_a_draft_that_copies_the_prompt_example_is_redrafted(seed_index) -> None
     # Only the second draft is verified and shown; the example's figures never are.
     assert final["raw_answer"] == second.strip()
     assert "12.3" not in final["answer"] and "9.8" not in final["answer"]
+
+
+def test_a_leading_no_that_is_the_finding_stays() -> None:
+    # A yes/no answer's own "No;" gives way to the verdict, but in "No severe adverse events
+    # were reported" the "No" is the finding: taking it out once showed the opposite claim.
+    from rag.answer.verdicts import without_leading_verdict
+
+    finding = "No severe treatment-related adverse events were reported [1]."
+    assert without_leading_verdict(finding) == finding
+    assert without_leading_verdict("None of the patients relapsed [2].").startswith("None")
+    assert without_leading_verdict("No; overall survival did not differ [1].") == (
+        "Overall survival did not differ [1]."
+    )
+    assert without_leading_verdict("Yes, it improved PFS [1].") == "It improved PFS [1]."
+    assert without_leading_verdict("yes — the ORR was 62% [1].") == "The ORR was 62% [1]."

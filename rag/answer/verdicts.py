@@ -29,7 +29,15 @@ _YES_NO = re.compile(
     r"^\W*(is|are|was|were|does|do|did|can|could|has|have|had|will|would|should|may|might)\b",
     re.I,
 )
-_LEADING_VERDICT = re.compile(r"^\s*(yes|no)\b[\s,;:.—–-]*", re.I)
+# Only a "yes"/"no" set off by punctuation is a verdict: in "No severe adverse events were
+# reported" the "No" is the finding itself, and taking it out inverts the sentence.
+_LEADING_VERDICT = re.compile(r"^\s*(yes|no)\s*(?:[,;:.!—–-]+\s*|$)", re.I)
+
+
+def without_leading_verdict(answer: str) -> str:
+    """``answer`` without a draft's own leading "Yes." / "No;" (capitalised again)."""
+    body = _LEADING_VERDICT.sub("", answer, count=1)
+    return body[:1].upper() + body[1:]
 
 
 class VerdictSteps(PassageSteps):
@@ -109,8 +117,7 @@ class VerdictSteps(PassageSteps):
             return response
         evidence = [c.passage for c in response.citations]
         response.verdict = self._verdict(classifier, question, evidence)
-        body = _LEADING_VERDICT.sub("", response.answer, count=1)
-        body = body[:1].upper() + body[1:]
+        body = without_leading_verdict(response.answer)
         if response.verdict.shown and response.verdict.label != "maybe":
             response.answer = f"{response.verdict.label.capitalize()}. {body}"
         else:
