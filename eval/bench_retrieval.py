@@ -44,11 +44,10 @@ def index_identity(settings: Settings) -> dict[str, Any]:
 
     Batch size and threads change the speed of indexing, not what is indexed.
     """
-    return {
-        "chunker": ALGORITHM,
-        "chunk": settings.chunk.model_dump(),
-        "embed": settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"}),
-    }
+    embed = settings.embed.model_dump(mode="json", exclude={"batch_size", "threads"})
+    if embed.get("dimensions") is None:  # added later: unset, it keeps earlier cache keys
+        embed.pop("dimensions", None)
+    return {"chunker": ALGORITHM, "chunk": settings.chunk.model_dump(), "embed": embed}
 
 
 def identity_digest(settings: Settings, **extra: Any) -> str:

