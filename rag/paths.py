@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.resources
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 
 def seeds_dir() -> Path:
@@ -21,3 +24,12 @@ def static_dir() -> Path:
 
 def gold_dir() -> Path:
     return Path(str(importlib.resources.files("rag.eval") / "gold"))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

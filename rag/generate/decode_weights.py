@@ -87,7 +87,7 @@ def q4k_tensors(gguf_path: Path, index_file: Path | None = None) -> dict[str, Q4
         cols, rows = (int(x) for x in tensor.shape)  # GGUF lists the fastest dimension first
         found[name] = Q4KTensor(int(tensor.data_offset), int(tensor.n_bytes), rows, cols)
     if index_file is not None:
-        from rag.store.index import write_json_atomic
+        from rag.paths import write_json_atomic
 
         table = {k: [t.offset, t.n_bytes, t.rows, t.cols] for k, t in found.items()}
         try:

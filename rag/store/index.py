@@ -14,7 +14,6 @@ recorded generation is not the committed one (a writer died between commit and m
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from filelock import FileLock, Timeout
 
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from rag.ingest.normalize import year_from
+from rag.paths import write_json_atomic
 from rag.settings import IndexSettings
 from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
 from rag.store.derived import Derived, DerivedBuilder, milvus_type
@@ -76,14 +76,6 @@ class IndexStats:
     chunker: dict[str, Any]
     disk_bytes: int
     formats: dict[str, int] = field(default_factory=dict)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class CorpusIndex:
