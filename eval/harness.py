@@ -199,10 +199,19 @@ def run(
     run_dir: Path,
     progress: Callable[[int, int, str], None] | None = None,
     draft_cache: Path | None = None,
+    assistant: Any = None,
 ) -> dict[str, Any]:
     """Evaluate every selected item; ``draft_cache`` replays drafts kept by earlier runs
-    (``rag.eval.draft_cache``): verification figures stay comparable, timings do not."""
-    settings = load_settings(preset=cfg.preset, overrides=cfg.overrides)
+    (``rag.eval.draft_cache``): verification figures stay comparable, timings do not.
+
+    ``assistant``: answer with this one (its index must hold the corpus) instead of one built
+    from ``cfg``; its settings are the ones recorded."""
+    if assistant is not None and draft_cache is not None:
+        raise ValueError("a draft cache wraps the generator of an assistant built here")
+    if assistant is not None:
+        settings = assistant.settings
+    else:
+        settings = load_settings(preset=cfg.preset, overrides=cfg.overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     records_dir = run_dir / "records"
     records_dir.mkdir(exist_ok=True)
@@ -225,7 +234,8 @@ def run(
         g = settings.generate
         identity = f"{g.backend}:{g.model}:{g.remote_model}:{g.dtype}:{g.decode_weights}"
         cache = DraftCache(lambda: load_generator(g), draft_cache, identity)
-    assistant = build_assistant(cfg, settings, generator=cache)
+    if assistant is None:
+        assistant = build_assistant(cfg, settings, generator=cache)
     docs: dict[str, str] = {}
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
