@@ -451,12 +451,12 @@ def report(results: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str,
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     overrides = [f"generate.max_new_tokens={args.max_new_tokens}"]
     with tempfile.TemporaryDirectory(prefix="rag-injection-") as tmp:
         assistant = build_assistant(

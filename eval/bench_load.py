@@ -505,7 +505,7 @@ def _pct_change(change: float | None) -> str:
     return "-" if change is None else f"{change:+.1%}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=90.0, help="mixed phase, seconds")
     parser.add_argument("--clients", type=int, default=32)
@@ -514,7 +514,7 @@ def main() -> None:
     parser.add_argument("--long-tokens", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run_benchmark(
         duration_s=args.duration,
         clients=args.clients,

@@ -311,4 +311,18 @@ class TrustEvaluator(Evaluator):
         return out | numbers("bioasq_list_", details.get("bioasq_list") or {}, ("list_f1",))
 
 
-__all__ = ["EVALUATORS", "Evaluator", "register"]
+# Resource benchmarks and the judge's training take no Assistant and report no single figure:
+# ``rag eval bench NAME -- ARGS`` runs their argparse main (``python -m rag.eval.MODULE`` too,
+# which the Makefile, docs and recorded commands use). Name -> (module, --out is a JSON file).
+SCRIPTS: dict[str, tuple[str, bool]] = {
+    "generator": ("rag.eval.bench_generator", True),
+    "index": ("rag.eval.bench_index", True),
+    "injection": ("rag.eval.bench_injection", True),
+    "load": ("rag.eval.bench_load", True),
+    "speed": ("rag.eval.bench_speed", True),
+    "vectors": ("rag.eval.bench_vectors", True),
+    "calibrate-gate": ("rag.eval.calibrate_gate", True),
+    "train-judge": ("rag.eval.train_judge", False),
+}
+
+__all__ = ["EVALUATORS", "SCRIPTS", "Evaluator", "register"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -56,48 +56,27 @@ def eval_retrieval(
     set_: SetOpt = None,
 ) -> None:
     """Score BM25 / dense / hybrid / hybrid+rerank on a dataset (nDCG@10, recall, MRR, latency)."""
-    from rag.eval.bench_retrieval import (
-        build_assistant,
-        print_table,
-        reranker_provenance,
-        rerankers_from_options,
-        rows_to_json,
-        run_config,
-    )
-    from rag.eval.datasets import load_beir, load_shared
+    from rag.eval.evaluators import RetrievalEvaluator
 
     if (dataset is None) == (beir is None):
         console.print("[red]error:[/red] give exactly one of --dataset or --beir")
         raise typer.Exit(2)
     with user_errors():
-        settings = build_settings(index, preset, set_)
-        ds = load_beir(beir, split) if beir else load_shared(dataset, split)  # type: ignore[arg-type]
-        ds = ds.subset(limit, seed)
-        assistant = build_assistant(ds, settings)
-        wanted = [r.strip() for r in rows.split(",") if r.strip()]
-        reranker_for = rerankers_from_options(ds, settings, rerank_model, rerank_folds)
-        results = []
-        for name, mode in (("bm25", "lexical"), ("dense", "dense"), ("hybrid", "hybrid")):
-            if name in wanted:
-                results.append(run_config(assistant, ds, name=name, mode=mode)[0])
-        if "rerank" in wanted and reranker_for is not None:
-            results.append(
-                run_config(
-                    assistant, ds, name="hybrid+rerank", mode="hybrid", reranker_for=reranker_for
-                )[0]
-            )
-        table = print_table(ds, results)
+        evaluator = RetrievalEvaluator(
+            dataset=dataset,
+            beir=beir,
+            split=split,
+            limit=limit,
+            seed=seed,
+            rerank_model=rerank_model,
+            rerank_folds=rerank_folds,
+            rows=[r.strip() for r in rows.split(",") if r.strip()],
+            settings=build_settings(index, preset, set_),
+        )
+        evaluator()
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        extra = {
-            "split": split,
-            "limit": limit,
-            "seed": seed,
-            "table": table,
-            "settings": settings.fingerprint(),
-            "reranker": reranker_provenance(rerank_model, rerank_folds),
-        }
-        json_out.write_text(json.dumps(rows_to_json(ds, results, extra), indent=2))
+        json_out.write_text(json.dumps(evaluator.details, indent=2))
 
 
 @eval_app.command("train-reranker")
@@ -193,29 +172,32 @@ def eval_run(
 ) -> None:
     """Run a gold set end to end and write a reproducible run directory."""
     import os
-    import time as _time
 
-    from rag.eval.harness import EvalConfig, gate, run
+    from rag.eval.evaluators import GoldRunEvaluator
+    from rag.eval.harness import gate
 
     if config is not None:
         os.environ["RAG_CONFIG"] = str(config)
-    cfg = EvalConfig(
-        gold=gold[0],
-        more_gold=gold[1:],
-        half=half,
-        corpus=corpus or [],
-        split=split,
-        preset=preset,
-        overrides=set_ or [],
-        limit=limit,
-        seed=seed,
-        tags=tag or [],
-        yes_no_mode=yes_no_mode,
-    )
-    name = Path(gold[0]).stem if Path(gold[0]).is_file() else Path(gold[0]).name
-    run_dir = out_dir or Path("runs") / f"{name}-{_time.strftime('%Y%m%d-%H%M%S')}"
     with user_errors(), progress_bar("evaluating") as progress:
-        metrics = run(cfg, run_dir, progress, draft_cache=draft_cache)
+        evaluator = GoldRunEvaluator(
+            gold=gold,
+            corpus=corpus or [],
+            run_dir=out_dir,
+            half=half,
+            split=split,
+            preset=preset,
+            overrides=set_ or [],
+            limit=limit,
+            seed=seed,
+            tags=tag or [],
+            yes_no_mode=yes_no_mode,
+            draft_cache=draft_cache,
+            progress=progress,
+        )
+        evaluator()
+    metrics = evaluator.details
+    run_dir = evaluator.run_dir
+    assert run_dir is not None
     out.print((run_dir / "summary.md").read_text())
     out.print(f"run directory: {run_dir}")
     thresholds = {}
@@ -282,12 +264,12 @@ def eval_support(
 ) -> None:
     """Precision/recall of the sentence-support checker on labelled sentence-passage pairs."""
     from rag.assistant import Assistant
-    from rag.eval.support_eval import evaluate_checker, load_pairs, scifact_pairs
+    from rag.eval.evaluators import SupportEvaluator
 
     # The rules alone, as the checker ran before the trained judge existed.
-    checker = Assistant(load_settings()).support_checker(judge=None, corpus_aliases=False)
-    labelled = scifact_pairs(scifact) if scifact else load_pairs(pairs)
-    result = evaluate_checker(checker, labelled)
+    evaluator = SupportEvaluator(pairs=pairs, scifact=scifact)
+    evaluator(Assistant(load_settings()))
+    result = evaluator.details
     if as_json:
         out.print_json(json.dumps(result))
         return
@@ -316,15 +298,13 @@ def eval_judge(
 ) -> None:
     """Precision/recall of the trained answer judge on third-party pairs it never saw."""
     from rag.assistant import Assistant
-    from rag.eval.judge_eval import evaluate
+    from rag.eval.evaluators import JudgeEvaluator
 
     assistant = Assistant(load_settings())
-
-    def make_checker(judge: Any) -> Any:
-        return assistant.support_checker(judge=judge, corpus_aliases=False)
-
+    evaluator = JudgeEvaluator(datasets=datasets, half=half)
     with user_errors():
-        result = evaluate(datasets, assistant.judge, make_checker, half)
+        evaluator(assistant)
+    result = evaluator.details
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
@@ -374,24 +354,23 @@ def eval_trust(
     set_: SetOpt = None,
 ) -> None:
     """Every figure of answer trust on one half: seed variants, BioASQ, PubMedQA, latency."""
-    from rag.eval.bench_trust import PARTS
-    from rag.eval.bench_trust import main as trust
+    from rag.eval.evaluators import TrustEvaluator
 
     with user_errors():
-        trust(
-            half,
-            json_out,
-            before,
-            datasets,
-            factoid,
-            listed,
-            yes_no,
-            draft_cache,
-            runs,
-            set_ or [],
-            preset,
-            tuple(part or PARTS),
-        )
+        TrustEvaluator(
+            half=half,
+            json_out=json_out,
+            before=before,
+            datasets=datasets,
+            factoid=factoid,
+            listed=listed,
+            yes_no=yes_no,
+            draft_cache=draft_cache,
+            runs=runs,
+            overrides=set_ or [],
+            preset=preset,
+            parts=part,
+        )()
 
 
 @eval_app.command("twins")
@@ -414,3 +393,44 @@ def eval_twins(
         twins = make_twins(items, corpus_text(corpus or [seeds_dir()]))
         write_gold(twins, output)
     out.print(f"wrote {len(twins)} twins of {len(items)} questions to {output}")
+
+
+@eval_app.command("list")
+def eval_list() -> None:
+    """The registered evaluators with their primary metric, and the scripts `bench` runs."""
+    from rag.eval.evaluators import EVALUATORS, SCRIPTS
+
+    for name, cls in EVALUATORS.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        out.print(f"{name:10} {cls.primary_key():24} {doc}")
+    out.print("")
+    out.print(f"rag eval bench NAME: {', '.join(SCRIPTS)}")
+
+
+@eval_app.command(
+    "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def eval_bench(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A script `rag eval list` names.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write results JSON here (its --out).")
+    ] = None,
+) -> None:
+    """Run a resource benchmark or training script; arguments after NAME go to it."""
+    import importlib
+
+    from rag.eval.evaluators import SCRIPTS
+
+    if name not in SCRIPTS:
+        console.print(f"[red]error:[/red] no script {name!r}; the scripts are {', '.join(SCRIPTS)}")
+        raise typer.Exit(2)
+    module, writes_json = SCRIPTS[name]
+    argv = list(ctx.args)
+    if json_out is not None:
+        if not writes_json:
+            console.print(f"[red]error:[/red] {name} writes no JSON; give its own --out")
+            raise typer.Exit(2)
+        argv += ["--out", str(json_out)]
+    code = importlib.import_module(module).main(argv)
+    raise typer.Exit(code or 0)

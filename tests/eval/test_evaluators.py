@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from rag.eval.evaluator import Evaluator
-from rag.eval.evaluators import EVALUATORS, SupportEvaluator, TrustEvaluator
+from rag.eval.evaluators import EVALUATORS, SCRIPTS, SupportEvaluator, TrustEvaluator
 from rag.eval.gold import GoldItem
 from rag.eval.scoring import aggregate
+from typer.testing import CliRunner
 
 from rag.assistant import Assistant
+from rag.cli import app
 from rag.settings import Settings
 
 EVAL = Path(__file__).resolve().parents[2] / "eval"
@@ -96,3 +98,16 @@ def test_registering_a_name_twice_is_refused() -> None:
 
     with pytest.raises(ValueError, match="twice"):
         register("support")(type("Again", (Evaluator,), {}))
+
+
+def test_rag_eval_list_prints_each_evaluator_and_its_primary_metric() -> None:
+    result = CliRunner().invoke(app, ["eval", "list"])
+    assert result.exit_code == 0, result.output
+    for cls in EVALUATORS.values():
+        assert f"{cls.name}" in result.output and cls.primary_key() in result.output
+    assert all(name in result.output for name in SCRIPTS)
+
+
+def test_rag_eval_bench_refuses_an_unknown_script() -> None:
+    result = CliRunner().invoke(app, ["eval", "bench", "nope"])
+    assert result.exit_code == 2
