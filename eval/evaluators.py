@@ -315,6 +315,7 @@ class TrustEvaluator(Evaluator):
 # ``rag eval bench NAME -- ARGS`` runs their argparse main (``python -m rag.eval.MODULE`` too,
 # which the Makefile, docs and recorded commands use). Name -> (module, --out is a JSON file).
 SCRIPTS: dict[str, tuple[str, bool]] = {
+    "embed": ("rag.eval.bench_embed", True),
     "generator": ("rag.eval.bench_generator", True),
     "index": ("rag.eval.bench_index", True),
     "injection": ("rag.eval.bench_injection", True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -111,3 +112,13 @@ def test_rag_eval_list_prints_each_evaluator_and_its_primary_metric() -> None:
 def test_rag_eval_bench_refuses_an_unknown_script() -> None:
     result = CliRunner().invoke(app, ["eval", "bench", "nope"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_each_bench_script_main_takes_argv(name: str) -> None:
+    """`rag eval bench` hands its arguments to main(argv): a main reading sys.argv would get
+    `rag eval bench NAME` instead."""
+    module = SCRIPTS[name][0].removeprefix("rag.eval.")
+    tree = ast.parse((EVAL / f"{module}.py").read_text())
+    main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+    assert [a.arg for a in main.args.args] == ["argv"]
