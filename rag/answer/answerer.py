@@ -23,6 +23,7 @@ from rag.embed import Embedder
 from rag.generate import GenerationStats, Generator
 from rag.generate.prompt import (
     ALTERNATE_SYSTEM_PROMPT,
+    EXAMPLE_NAMES,
     Passage,
     build_messages,
     copies_example,
@@ -208,7 +209,10 @@ class Answerer(VerdictSteps):
         grounding: Grounding | None = None,
     ) -> tuple[AnswerResponse, Verification]:
         verifier = Verifier(
-            self._checker(), drop_unsupported=self.settings.drop_unsupported, judge=self._judge()
+            self._checker(),
+            drop_unsupported=self.settings.drop_unsupported,
+            judge=self._judge(),
+            example_names=EXAMPLE_NAMES,
         )
         verification = verifier.run(
             raw,
@@ -282,14 +286,14 @@ class Answerer(VerdictSteps):
         """Why the first draft earns a second one, if it does.
 
         Only when its every sentence was dropped, and only for two failures that say the
-        passages may still hold the answer: the draft repeats the prompt's worked example (the
-        model answered the example), or it answers another question (another endpoint; no
-        population where one was asked for). A restatement or a reported absence is what the
-        model writes when the passages do not answer; retrying those would give unanswerable
-        questions a second chance to slip through.
+        passages may still hold the answer: the draft repeats the prompt's worked example or
+        names its made-up drug (the model answered the example), or it answers another
+        question (another endpoint; no population where one was asked for). A restatement or a
+        reported absence is what the model writes when the passages do not answer; retrying
+        those would give unanswerable questions a second chance to slip through.
         """
         if not response.abstained or not response.sentences:
             return None
-        if copies_example(raw):
+        if copies_example(raw) or verification.copied_example:
             return RETRY_REASON
         return OFF_TARGET_REASON if verification.off_target else None

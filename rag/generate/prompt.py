@@ -174,6 +174,11 @@ def classify_instruction(choices: Sequence[str]) -> str:
     return f"Answer with one word: {options}."
 
 
+# The worked examples' made-up names: in a draft they come from the prompt, never from the
+# passages (a 1.5B draft once compared "drug A (ramucirumab plus pembrolizumab) with placebo").
+EXAMPLE_NAMES = ("drug A", "drug B", "zetomab", "ALPHA-2")
+
+
 def copies_example(answer: str, example: str = EXAMPLE_ANSWER, words: int = 5) -> bool:
     """Whether ``answer`` repeats a run of ``words`` consecutive words of the worked example."""
     mine = re.findall(r"\w+", answer.lower())

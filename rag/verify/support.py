@@ -55,6 +55,9 @@ _ABSOLUTE = re.compile(
     r"halved|cure[sd]?|definitive(?:ly)?|proven|guaranteed)\b",
     re.I,
 )
+# The arm a result is measured against: "versus placebo" and "versus standard of care" are
+# different trials' results, so a comparator the claim names must be in the passage.
+_COMPARATOR = re.compile(r"\b(placebo|sham)\b", re.I)
 _ANTONYMS = [
     ("high", "low"),
     ("higher", "lower"),
@@ -285,7 +288,9 @@ class SupportChecker:
                 if name == "overall survival" and _names_bare_survival(lowered_passages):
                     continue
                 missing.append(name)
-        for word in {m.group(0).lower() for m in _ABSOLUTE.finditer(sentence)}:
+        said = {m.group(0).lower() for m in _ABSOLUTE.finditer(sentence)}
+        said |= {m.group(0).lower() for m in _COMPARATOR.finditer(sentence)}
+        for word in said:
             if not re.search(rf"\b{re.escape(word)}\b", lowered_passages):
                 missing.append(word)
         for a, b in _ANTONYMS:

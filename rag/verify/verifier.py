@@ -49,6 +49,7 @@ class CheckedSentence:
     answer_score: float | None = None  # the judge's P(answers the question)
     off_target: bool = False  # it answers another question (see answerness.NonAnswer)
     hint: str | None = None  # what a second draft should answer with
+    copied_example: bool = False  # it names the prompt's made-up example, not the passages
 
     @property
     def quotes(self) -> list[PassageSentence]:
@@ -69,6 +70,11 @@ class Verification:
     def off_target(self) -> bool:
         """Nothing survived and some sentence answered another question than the one asked."""
         return not self.kept and any(s.off_target for s in self.sentences)
+
+    @property
+    def copied_example(self) -> bool:
+        """Nothing survived and some sentence named the prompt's made-up example."""
+        return not self.kept and any(s.copied_example for s in self.sentences)
 
     @property
     def hint(self) -> str | None:
@@ -100,6 +106,20 @@ def _ground(checked: list[CheckedSentence], grounding: Grounding) -> None:
             s.non_answer, s.off_target, s.dropped = problem, False, True
 
 
+def _drop_example_names(
+    checked: list[CheckedSentence], names: Sequence[str], sources: list[str]
+) -> None:
+    """Drop sentences that name one of the prompt example's made-up names the sources lack."""
+    known = " ".join(sources)
+    for s in checked:
+        for name in names:
+            pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+            if re.search(pattern, s.text, re.I) and not re.search(pattern, known, re.I):
+                s.non_answer = f"names {name!r} from the prompt's made-up example"
+                s.copied_example, s.off_target, s.dropped = True, False, True
+                break
+
+
 def model_abstained(answer: str) -> bool:
     return bool(_ABSTAIN_PATTERNS.match(answer.strip())) or answer.strip().upper().startswith(
         ABSTAIN_MARKER
@@ -123,10 +143,15 @@ class Verifier:
         *,
         drop_unsupported: bool = True,
         judge: AnswerJudge | None = None,
+        example_names: Sequence[str] = (),
     ) -> None:
+        """``example_names``: the made-up names of the prompt's worked examples; a sentence
+        naming one that neither the passages nor the question name is dropped, however well
+        its other words are supported."""
         self.checker = checker
         self.drop_unsupported = drop_unsupported
         self.judge = judge
+        self.example_names = tuple(example_names)
 
     def run(
         self,
@@ -153,6 +178,8 @@ class Verifier:
                 if found is not None:
                     s.non_answer, s.off_target, s.hint = found.reason, found.off_target, found.hint
                     s.dropped = True
+        if self.example_names:
+            _drop_example_names(checked, self.example_names, [*passages.values(), question])
         if grounding is not None:
             _ground(checked, grounding)
         if question and self.judge is not None:

@@ -119,3 +119,35 @@ def test_an_uncited_sentence_says_why_it_was_dropped(checker: SupportChecker) ->
     assert s.dropped and s.citations == []
     assert s.support.reasons[0] == "no citation, and no single passage supports it alone"
     assert not any("weak overlap" in r for r in s.support.reasons)
+
+
+REFERENCE = {
+    3: "1. Dragnev KH, et al. PRAGMATICA-LUNG (SWOG S2302): a prospective, randomized study of "
+    "ramucirumab plus pembrolizumab versus standard of care for participants previously "
+    "treated with immunotherapy for stage IV or recurrent non-small cell lung cancer."
+}
+
+
+def test_a_comparator_the_passage_lacks_is_not_supported(checker: SupportChecker) -> None:
+    """ "versus placebo" is another trial's result than "versus standard of care"."""
+    claim = "The SWOG S2302 trial compared ramucirumab plus pembrolizumab with placebo."
+    result = checker.check(claim, REFERENCE)
+    assert result.verdict == "unsupported" and "placebo" in result.missing_terms
+    backed = "The SWOG S2302 trial compared ramucirumab plus pembrolizumab with standard of care."
+    assert checker.check(backed, REFERENCE).verdict == "supported"
+
+
+def test_a_sentence_naming_the_prompt_example_is_dropped(checker: SupportChecker) -> None:
+    """The worked example's made-up drug in a draft came from the prompt, not the passages."""
+    from rag.generate.prompt import EXAMPLE_NAMES
+
+    verifier = Verifier(checker, example_names=EXAMPLE_NAMES)
+    draft = "The SWOG S2302 trial compared drug A (ramucirumab plus pembrolizumab) [3]."
+    result = verifier.run(draft, REFERENCE, "What did SWOG S2302 compare?")
+    (s,) = result.sentences
+    assert s.dropped and s.copied_example and "drug A" in (s.non_answer or "")
+    assert result.copied_example and not result.kept
+    # A passage that itself names the drug "drug A" keeps the sentence.
+    named = {1: "Drug A was compared with standard of care in the SWOG S2302 trial."}
+    kept = verifier.run("SWOG S2302 compared drug A with standard of care [1].", named, "What?")
+    assert kept.kept and not kept.copied_example
