@@ -17,12 +17,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded
+from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded, mentions
+from rag.text.sentences import content_stems
 from rag.verify.numbers import extract_numbers, inside_name, strip_citations
 
 SPECIFIC = frozenset({"trial", "trial-id", "drug"})
 _LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
 _YEAR = re.compile(r"(?:19|20)\d\d")
+# Words every question about a study shares with any sentence about one.
+_GENERIC = frozenset({"studi", "trial", "phase", "patient", "report", "result", "treatment"})
 # Digits that belong to a name ("PD-1", "IL-12", "JAK1", "CD8", "G12C"), not a result.
 _NAME_BEFORE = re.compile(r"[A-Za-z][-–]?$")
 
@@ -63,6 +66,15 @@ class Grounding:
         for entity in self.specific:
             if not self._grounded(entity, citations, quotes):
                 return f"the cited passage is not about {entity.text}, which the question names"
+        inherited = [e for e in self.specific if not self._named(e, sentence, cited)]
+        if inherited and not self._shares_the_ask(sentence, inherited):
+            # The passage is about the entity only by what the document named before it (a
+            # closing paragraph after a trial's), and the sentence says nothing the question
+            # asks: a supported sentence beside the point, not an answer.
+            return (
+                f"the cited passage names no {inherited[0].text} itself and the sentence says "
+                "nothing the question asks about"
+            )
         asked = {n.canonical for n in extract_numbers(self.question)}
         clean = strip_citations(sentence)
         for number in extract_numbers(sentence):
@@ -86,6 +98,20 @@ class Grounding:
                 named = ", ".join(e.text for e in self.specific)
                 return f"{number.text} is a figure of {owners[0]}, not of {named}"
         return None
+
+    def _named(self, entity: Entity, sentence: str, cited: Sequence[Cited]) -> bool:
+        """The sentence, or a cited passage or its label, names ``entity`` itself."""
+        texts = [sentence, *(c.text for c in cited), *(c.label for c in cited)]
+        return any(mentions(t, entity.text, self.aliases) for t in texts)
+
+    def _shares_the_ask(self, sentence: str, inherited: Sequence[Entity]) -> bool:
+        """The sentence shares a content word or a figure with what the question asks about
+        (the question less the names only inherited and the words any study question has)."""
+        ask = self.question
+        for entity in inherited:
+            ask = ask.replace(entity.text, " ")
+        asked = content_stems(ask) - _GENERIC
+        return bool(asked & content_stems(sentence)) or bool(extract_numbers(sentence))
 
     def _grounded(
         self, entity: Entity, citations: Sequence[int], quotes: Sequence[tuple[int, int]]

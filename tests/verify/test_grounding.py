@@ -71,3 +71,30 @@ def test_digits_of_a_name_are_no_trial_figure() -> None:
     g = Grounding(question, named_entities(question), {1: Cited(text=text, label="Report")})
     assert g.sentence_problem("Ivolumab is a PD-1 antibody [1].", [1]) is None
     assert "TUNDRA-1" in (g.sentence_problem("Ivolumab reached 1 response [1].", [1]) or "")
+
+
+def test_a_closing_paragraph_is_not_an_answer_about_the_trial_before_it() -> None:
+    """A passage naming no trial inherits the last one its document named; a sentence from it
+    that shares nothing with what the question asks is beside the point, not an answer."""
+    closing = (
+        "The ongoing research into these treatment modalities represents a crucial step "
+        "forward in addressing the complex challenges of resistance."
+    )
+    endpoint = "Recruitment is under way, with overall survival as the primary endpoint."
+    question = "KODIAK-2 primary endpoint?"
+    grounding = Grounding(
+        question,
+        named_entities(question),
+        {
+            3: Cited(text=closing, label="Congress report", before=BEFORE + "\n\n"),
+            4: Cited(text=endpoint, label="Congress report", before=BEFORE),
+        },
+    )
+    problem = grounding.sentence_problem(closing, [3])
+    assert problem is not None and "says nothing the question asks" in problem
+    assert grounding.sentence_problem("The primary endpoint is overall survival.", [4]) is None
+    # A passage that names the trial itself carries any sentence about it.
+    named = Grounding(
+        question, named_entities(question), {1: Cited(text=BEFORE, label="", before="")}
+    )
+    assert named.sentence_problem("KODIAK-2 enrolled 420 patients.", [1]) is None
