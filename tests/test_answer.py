@@ -172,3 +172,11 @@ def test_a_leading_no_that_is_the_finding_stays() -> None:
     )
     assert without_leading_verdict("Yes, it improved PFS [1].") == "It improved PFS [1]."
     assert without_leading_verdict("yes — the ORR was 62% [1].") == "The ORR was 62% [1]."
+
+
+def test_the_words_naming_a_document_pick_it_and_the_rest_ranks_its_passages(seed_index) -> None:
+    # The review's title words, asked with, ranked its title and metadata lines above the body
+    # sentence that answers; they now only choose the document.
+    question = "In the chemo-radio-immunotherapy review, what resistance to immunotherapy occurs?"
+    texts = _prompt_passages(seed_index, question)
+    assert any("primary or secondary resistance" in t for t in texts), texts

@@ -116,9 +116,13 @@ class PassageSteps:
         where the byline is, since no sentence of the body resembles "who wrote this".
         """
         k = k or self.settings.max_passages
+        named = None
         if filters is None or filters.is_empty():  # an explicit filter wins over the wording
-            filters = self._named_kind(query) or filters
+            named = self._named_kind(query)
+            filters = named or filters
         retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
+        if named is not None:
+            retrieval.hits = self._within_named(query, retrieval.hits, named, k + 3, rerank)
         hits = retrieval.hits
         if not _ASKS_FOR_REFERENCES.search(query):
             hits = [h for h in hits if not is_reference_list(h.chunk.section, h.chunk.text)] or hits
@@ -142,6 +146,23 @@ class PassageSteps:
         filters = Filters(kinds=(kind,))
         found = self.retriever.index.filter_ids(filters)
         return filters if found is not None and len(found) else None
+
+    def _within_named(
+        self, query: str, hits: list[Hit], named: Filters, k: int, rerank: bool | None
+    ) -> list[Hit]:
+        """Passages of the documents a question names, ranked by what it asks of them.
+
+        "The chemo-radio-immunotherapy review covers which kinds of resistance?": the words
+        naming the document pick it (the top documents of the whole question), but within it
+        they rank its title and metadata lines first; the rest of the question ranks the body.
+        """
+        match = _NAMED_KIND.search(query)
+        rest = (query[: match.start()] + " " + query[match.end() :]).strip() if match else ""
+        docs = tuple(dict.fromkeys(h.chunk.doc_id for h in hits))[:2]
+        if not docs or len(content_stems(rest)) < 2:
+            return hits
+        within = Filters(doc_ids=docs, kinds=named.kinds)
+        return self.retriever.run(rest, k=k, filters=within, rerank=rerank).hits or hits
 
     def _with_bylines(self, hits: list[Hit], documents: int = 2) -> list[Hit]:
         """The opening chunk of each of the top documents first, then the other hits."""
