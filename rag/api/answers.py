@@ -24,7 +24,7 @@ from rag.api.common import (
     sse,
     take_slot,
 )
-from rag.api.models import (
+from rag.api.schemas import (
     AskRequest,
     FeedbackRequest,
     FeedbackResponse,

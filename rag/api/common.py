@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_jsonable_python
 
-from rag.api.models import (
+from rag.api.schemas import (
     AskRequest,
     ErrorResponse,
 )

@@ -16,7 +16,7 @@ from rag.api.common import (
     AdminKey,
     StateDep,
 )
-from rag.api.models import (
+from rag.api.schemas import (
     ErrorResponse,
 )
 from rag.errors import RequestError

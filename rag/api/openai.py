@@ -26,7 +26,7 @@ from rag.api.common import (
     in_slot,
     take_slot,
 )
-from rag.api.models import (
+from rag.api.schemas import (
     AskRequest,
     AssistantMessage,
     ChatCompletion,
