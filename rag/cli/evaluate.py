@@ -111,7 +111,8 @@ def eval_train_reranker(
     set_: SetOpt = None,
 ) -> None:
     """Train the MiniLM cross-encoder reranker (a LoRA adapter) on the dev splits."""
-    from rag.eval.train_reranker import FOLDS, Recipe, ship_adapter, train_fold
+    from rag.eval.reranker_groups import FOLDS, Recipe
+    from rag.eval.train_reranker import ship_adapter, train_fold
     from rag.rerank.cross_encoder import recipe_dir
 
     recipe = Recipe()

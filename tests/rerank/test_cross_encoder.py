@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from rag.eval.bench_retrieval import fold_of
 from rag.eval.datasets import Dataset, Question
-from rag.eval.train_reranker import LISTWISE, Group, Recipe, assert_fold, fold_questions
+from rag.eval.reranker_groups import Group, Recipe, assert_fold, fold_questions
+from rag.eval.train_reranker import LISTWISE
 
 from rag.errors import ConfigError, ModelUnavailableError
 from rag.rerank.cross_encoder import TRAIN_COMMAND, blend_scores, mix_scores
@@ -202,7 +203,8 @@ def _seed_chunks(seed_index) -> list:
 @pytest.fixture(scope="module")
 def toy_checkpoint(seed_index, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cross-encoder trained in this session on ~40 real (question, seed chunk) pairs."""
-    from rag.eval.train_reranker import chunk_passage, train_model
+    from rag.eval.reranker_groups import chunk_passage
+    from rag.eval.train_reranker import train_model
 
     chunks = _seed_chunks(seed_index)
     groups = []
