@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from rag.chunk import Chunker
 from rag.embed import Embedder, load_embedder
+from rag.errors import DocumentNotFoundError
 from rag.generate import Generator
 from rag.indexer import Indexer, Progress
 from rag.paths import seeds_dir
+from rag.references import check_format, export
 from rag.rerank import Reranker
 from rag.retrieve import Retrieval, Retriever
 from rag.schemas import (
@@ -30,7 +32,7 @@ from rag.schemas import (
 )
 from rag.settings import Settings
 from rag.store.index import CorpusIndex, IndexSpec, IndexStats
-from rag.types import Document, Filters
+from rag.types import DocMeta, Document, Filters
 from rag.verify.judge import Judge, VerdictClassifier
 
 if TYPE_CHECKING:
@@ -239,6 +241,19 @@ class Assistant:
             )
             for d in self.index.documents()
         ]
+
+    def references(self, doc_ids: Sequence[str] | None = None, fmt: str = "bibtex") -> str:
+        """Indexed documents (all, or ``doc_ids`` in that order) as BibTeX, RIS or CSL-JSON."""
+        form = check_format(fmt)
+        records = {d.doc_id: d for d in self.index.documents()}
+        wanted = list(dict.fromkeys(doc_ids)) if doc_ids is not None else list(records)
+        missing = [d for d in wanted if d not in records]
+        if missing:
+            raise DocumentNotFoundError(f"no indexed document with id {missing[0]!r}")
+        picked = [
+            (d, DocMeta.from_dict({"title": records[d].title, **records[d].meta})) for d in wanted
+        ]
+        return export(picked, form)
 
     def stats(self) -> IndexStats:
         return self.index.stats()

@@ -15,6 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio i
 import gradio as gr
 from rag.ui.handlers import UiHandlers
 
+from rag.references import FORMATS as REFERENCE_FORMATS
 from rag.server import ServerState
 from rag.settings import Settings
 
@@ -145,6 +146,17 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                         "answer appear here.</div></div>",
                         elem_id="rag-sources",
                     )
+                    with gr.Row():
+                        cited_format = gr.Dropdown(
+                            REFERENCE_FORMATS, value="bibtex", show_label=False, scale=1
+                        )
+                        cited_export = gr.Button(
+                            "Cited references", size="sm", elem_id="rag-cited-export", scale=1
+                        )
+                    cited_note = gr.Markdown(elem_id="rag-cited-note")
+                    cited_file = gr.File(
+                        label="References", visible=False, elem_id="rag-cited-file"
+                    )
             with gr.Tab("Documents", id="documents"):
                 files = gr.File(
                     file_count="multiple",
@@ -176,6 +188,17 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                     )
                     remove = gr.Button("Remove from index", variant="stop", elem_id="rag-remove")
                 remove_note = gr.Markdown(elem_id="rag-remove-note")
+                with gr.Row():
+                    library_format = gr.Dropdown(
+                        REFERENCE_FORMATS, value="bibtex", label="Reference format", scale=1
+                    )
+                    library_export = gr.Button(
+                        "Export the library as references", elem_id="rag-library-export", scale=2
+                    )
+                library_note = gr.Markdown(elem_id="rag-library-note")
+                library_file = gr.File(
+                    label="References", visible=False, elem_id="rag-library-file"
+                )
 
         chat_inputs = [question, chatbot, conv, top_k, rerank, doc_filter]
         chat_outputs = [question, chatbot, sources, rewrite, conv]
@@ -189,6 +212,12 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
         chatbot.like(ui.on_feedback, [conv], [feedback_note])
         add.click(ui.add_files, [files], [summary, summary_line, docs, remove_pick, doc_filter])
         remove.click(ui.remove_doc, [remove_pick], [remove_note, docs, remove_pick, doc_filter])
+        cited_export.click(ui.cited_references, [conv, cited_format], [cited_file, cited_note])
+        library_export.click(
+            lambda fmt: ui.references_file(None, fmt),
+            [library_format],
+            [library_file, library_note],
+        )
         demo.load(ui.refresh, None, [docs, remove_pick, doc_filter])
     return demo
 

@@ -1,10 +1,13 @@
 """What the UI's buttons do: ask (streamed through the server's generation slots), feedback,
-add and remove documents. Each handler talks to the Assistant through the shared server state."""
+add and remove documents, export references. Each handler talks to the Assistant through the
+shared server state."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from rag.ui.render import (
 )
 
 from rag.errors import RagError
+from rag.references import SUFFIXES, check_format
 from rag.schemas import AnswerResponse, Evidence, StreamEvent
 from rag.server import Pump, ServerState
 from rag.types import Filters
@@ -35,6 +39,8 @@ class UiHandlers:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self.assistant = state.assistant
+        # Reference files for download: the system temp dir is one Gradio may serve from.
+        self._exports = tempfile.TemporaryDirectory(prefix="onco-rag-references-")
 
     def doc_choices(self) -> list[tuple[str, str]]:
         return [(f"{d.title[:70]} ({d.doc_id})", d.doc_id) for d in self.assistant.documents()]
@@ -120,6 +126,7 @@ class UiHandlers:
                         "answer": response.answer,
                         "fingerprints": response.fingerprints,
                     }
+                    conv["cited"] = list(dict.fromkeys(c.doc_id for c in response.citations))
                     yield "", chat, sources_html(response, turn), rewrite, conv
         except RagError as exc:
             kind = escape(type(exc).__name__)
@@ -184,6 +191,29 @@ class UiHandlers:
             gr.update(choices=choices, value=None),
             gr.update(choices=choices),
         )
+
+    def references_file(self, doc_ids: list[str] | None, fmt: str) -> tuple[Any, str]:
+        """A downloadable reference file of ``doc_ids`` (all documents when empty)."""
+        try:
+            form = check_format(fmt)
+            text = self.assistant.references(doc_ids or None, form)
+        except RagError as exc:
+            return gr.update(value=None, visible=False), f"**Failed:** {escape(exc)}"
+        path = Path(self._exports.name) / uuid.uuid4().hex[:8] / f"references{SUFFIXES[form]}"
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+        count = len(doc_ids) if doc_ids else len(self.assistant.documents())
+        return gr.update(value=str(path), visible=True), f"{count} reference(s) as {form}."
+
+    def library_references(self, fmt: str) -> tuple[Any, str]:
+        return self.references_file(None, fmt)
+
+    def cited_references(self, conv: dict[str, Any], fmt: str) -> tuple[Any, str]:
+        """The last answer's cited documents as a reference file."""
+        cited = list((conv or {}).get("cited") or [])
+        if not cited:
+            return gr.update(value=None, visible=False), "The last answer cites no document."
+        return self.references_file(cited, fmt)
 
     def refresh(self) -> tuple:
         choices = self.doc_choices()

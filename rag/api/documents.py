@@ -1,25 +1,28 @@
-"""Documents: list, upload (multipart, streamed to the data dir under limits), remove."""
+"""Documents: list, upload (multipart, streamed to the data dir under limits), remove, and
+export as references (BibTeX, RIS, CSL-JSON)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request, Response
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from rag.api.common import (
     ERRORS,
     UPLOAD_PATH,
     AdminKey,
+    ChatKey,
     StateDep,
 )
 from rag.api.schemas import (
     ErrorResponse,
 )
 from rag.errors import RequestError
+from rag.references import MEDIA_TYPES, SUFFIXES, check_format
 from rag.schemas import (
     DocumentInfo,
     IngestReport,
@@ -38,6 +41,56 @@ router = APIRouter()
 )
 def list_documents(state: StateDep, _: AdminKey) -> list[DocumentInfo]:
     return state.assistant.documents()
+
+
+CiteFormat = Annotated[
+    Literal["bibtex", "ris", "csl-json"], Query(alias="format", description="Reference format.")
+]
+_CITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The references, as a file",
+        "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
+    },
+    **ERRORS,
+}
+
+
+def _references(state: ServerState, doc_ids: list[str] | None, fmt: str) -> Response:
+    form = check_format(fmt)
+    text = state.assistant.references(doc_ids, form)
+    name = f"{doc_ids[0] if doc_ids and len(doc_ids) == 1 else 'references'}{SUFFIXES[form]}"
+    return Response(
+        content=text.encode("utf-8"),
+        media_type=f"{MEDIA_TYPES[form]}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/api/documents/cite",
+    response_class=Response,
+    tags=["documents"],
+    responses=_CITE_RESPONSES,
+    summary="Indexed documents as references (all, or the ids given)",
+)
+def cite_documents(
+    state: StateDep,
+    _: ChatKey,
+    fmt: CiteFormat = "bibtex",
+    doc: Annotated[list[str] | None, Query(description="Only these document ids.")] = None,
+) -> Response:
+    return _references(state, doc, fmt)
+
+
+@router.get(
+    "/api/documents/{doc_id}/cite",
+    response_class=Response,
+    tags=["documents"],
+    responses=_CITE_RESPONSES,
+    summary="One indexed document as a reference",
+)
+def cite_document(state: StateDep, doc_id: str, _: ChatKey, fmt: CiteFormat = "bibtex") -> Response:
+    return _references(state, [doc_id], fmt)
 
 
 @router.post(

@@ -22,6 +22,7 @@ from rag.cli.common import (
     out,
     user_errors,
 )
+from rag.references import check_format
 from rag.types import Filters
 
 
@@ -178,6 +179,10 @@ def ask(
     doc: Annotated[list[str] | None, typer.Option("--doc", help="Only these document ids.")] = None,
     rerank: Annotated[bool | None, typer.Option("--rerank/--no-rerank")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Print timings and token rates.")] = False,
+    cite: Annotated[
+        str | None,
+        typer.Option("--cite", help="Also print the cited documents as bibtex, ris or csl-json."),
+    ] = None,
     index: IndexOpt = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
@@ -189,6 +194,8 @@ def ask(
         raise typer.Exit(2)
     filters = Filters(doc_ids=tuple(doc) if doc else None)
     with user_errors():
+        if cite is not None:
+            cite = check_format(cite)  # refused before the model loads
         assistant = build_assistant(build_settings(index, preset, set_))
         ensure_index(assistant, as_json or questions is not None)
         if questions is not None:
@@ -215,7 +222,10 @@ def ask(
         assert question is not None
         if as_json:
             response = assistant.ask(question, k=k, filters=filters, rerank=rerank)
-            print(response.model_dump_json(indent=2))
+            record = response.model_dump(mode="json")
+            if cite is not None:
+                record["references"] = _references(assistant, response, cite)
+            print(json.dumps(record, indent=2, ensure_ascii=False))
             return
         live = console.is_terminal
         response = None
@@ -233,6 +243,14 @@ def ask(
         if live:
             console.print()
         _print_answer(response, debug)
+        if cite is not None and response is not None:
+            print(_references(assistant, response, cite), end="")
+
+
+def _references(assistant: Any, response: Any, fmt: str) -> str:
+    """The answer's cited documents, in citation order, as one reference file."""
+    cited = [c.doc_id for c in response.citations]
+    return assistant.references(cited, fmt) if cited else ""
 
 
 # -- rag serve ----------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ from rag.cli.common import (
     SetOpt,
     build_assistant,
     build_settings,
+    console,
     index_app,
     out,
     print_report,
     progress_bar,
     user_errors,
 )
+from rag.paths import write_text_atomic
 from rag.schemas import IngestReport
 
 # -- rag index ... ------------------------------------------------------------------------------
@@ -79,6 +81,25 @@ def index_list(
     for d in docs:
         table.add_row(d.doc_id, d.title[:70], d.format, str(d.year or ""), str(d.chunks))
     out.print(table)
+
+
+@index_app.command("cite")
+def index_cite(
+    docs: Annotated[list[str] | None, typer.Argument(help="Document ids (default: all).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="bibtex, ris or csl-json")] = "bibtex",
+    output: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Export indexed documents as references (BibTeX, RIS or CSL-JSON)."""
+    with user_errors():
+        text = build_assistant(build_settings(index, preset, set_)).references(docs or None, fmt)
+        if output is None:
+            print(text, end="")
+            return
+        write_text_atomic(output, text)
+    console.print(f"wrote {output}")
 
 
 @index_app.command("stats")

@@ -69,6 +69,28 @@ def test_search_with_the_chat_key(chat: httpx.Client) -> None:
     assert {h["provenance"]["doc_id"] for h in only["hits"]} == {doc}
 
 
+def test_references_export_for_the_cited_documents(chat: httpx.Client, anonymous) -> None:
+    import bibtexparser
+    import rispy
+
+    hit = chat.get("/api/search", params={"q": "chemo-radio-immunotherapy review", "k": 1})
+    doc = hit.json()["hits"][0]["provenance"]["doc_id"]
+    one = chat.get(f"/api/documents/{doc}/cite", params={"format": "bibtex"})
+    assert one.status_code == 200 and one.headers["content-type"].startswith("application/x-bibtex")
+    assert one.headers["content-disposition"] == f'attachment; filename="{doc}.bib"'
+    (entry,) = bibtexparser.parse_string(one.text).entries
+    assert entry["doi"] == "10.3390/cancers18010137" and entry["year"] == "2025"
+    library = chat.get("/api/documents/cite", params={"format": "ris"})
+    assert library.headers["content-type"].startswith("application/x-research-info-systems")
+    assert len(rispy.loads(library.text)) == 2  # the whole seed library
+    items = chat.get("/api/documents/cite", params={"format": "csl-json", "doc": doc}).json()
+    assert [i["id"] for i in items] == [doc] and items[0]["DOI"] == "10.3390/cancers18010137"
+    _error(chat.get("/api/documents/nope/cite"), 404)
+    message = _error(chat.get(f"/api/documents/{doc}/cite", params={"format": "endnote"}), 422)
+    assert "format" in message
+    _error(anonymous.get(f"/api/documents/{doc}/cite"), 401)
+
+
 def test_validation_errors_use_the_error_shape(chat: httpx.Client) -> None:
     message = _error(chat.post("/api/ask", json={"k": 3}), 422, "ValidationError")
     assert "question" in message

@@ -35,7 +35,7 @@ LAYERS = (
     ("verify", "generate", "retrieve"),
     ("store", "embed", "chunk"),
     ("ingest",),  # below store: the index stores each document's year (ingest.normalize)
-    ("text", "schemas", "settings", "models", "paths"),
+    ("text", "schemas", "settings", "models", "paths", "references"),
     ("types", "errors"),
 )
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import bibtexparser
 import pytest
+import rispy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -142,6 +144,14 @@ def test_gradio_chat_streams_a_cited_answer(server: str, page) -> None:
     page.wait_for_timeout(400)
     _shot(page, "ui-answer")
 
+    # The cited documents download as BibTeX that a real parser reads.
+    page.click("#rag-cited-export")
+    with page.expect_download(timeout=60_000) as download:
+        page.locator("#rag-cited-file a").first.click()
+    entries = bibtexparser.parse_string(Path(download.value.path()).read_text()).entries
+    assert entries and all(e["title"] for e in entries)
+    assert "reference(s) as bibtex" in page.inner_text("#rag-cited-note")
+
     # Thumbs up on the answer is recorded.
     page.locator("#rag-chat button[aria-label='Like']").last.click()
     page.wait_for_selector("#rag-feedback:has-text('recorded')", timeout=30_000)
@@ -185,6 +195,18 @@ def test_gradio_documents_tab_adds_and_removes(server: str, page, tmp_path: Path
     page.wait_for_function(
         "!document.querySelector('#rag-docs').innerText.includes('zorba-note')", timeout=30_000
     )
+
+    # The whole library exports as RIS (the seed documents), downloaded through the page.
+    page.locator("#rag-library-export").scroll_into_view_if_needed()
+    page.get_by_label("Reference format").click()
+    page.get_by_role("option", name="ris").click()
+    page.click("#rag-library-export")
+    with page.expect_download(timeout=60_000) as download:
+        page.locator("#rag-library-file a").first.click()
+    records = rispy.loads(Path(download.value.path()).read_text())
+    assert {r["type_of_reference"] for r in records} <= {"JOUR", "NEWS", "GEN"}
+    assert any(r.get("doi") == "10.3390/cancers18010137" for r in records)
+    _shot(page, "ui-references")
     _assert_local(page.requests)
 
 
