@@ -15,6 +15,7 @@ from rag.generate.prompt import (
     build_messages,
     classify_instruction,
 )
+from rag.retrieve import Retrieval
 from rag.schemas import (
     AnswerResponse,
     ClassifyResponse,
@@ -69,7 +70,7 @@ class VerdictSteps(PassageSteps):
         retrieval_ms = ms(started)
         classifier = self._verdicts()
         if classifier is not None and tuple(choices) == VERDICT_LABELS:
-            verdict = self._verdict(classifier, question, [h.chunk.text for h in retrieval.hits])
+            verdict = self._verdict(classifier, question, self._verdict_passages(retrieval))
             return ClassifyResponse(
                 question=question,
                 label=verdict.label,
@@ -100,7 +101,7 @@ class VerdictSteps(PassageSteps):
         self, classifier: VerdictClassifier, question: str, evidence: list[str]
     ) -> Verdict:
         """The verdict the evidence gives, shown only at the classifier's confidence."""
-        probs = classifier.probabilities([(question, " ".join(evidence[:3]))])[0]
+        probs = classifier.probabilities([(question, evidence[:3])])[0]
         labelled = {
             label: round(float(p), 4) for label, p in zip(VERDICT_LABELS, probs, strict=True)
         }
@@ -108,6 +109,19 @@ class VerdictSteps(PassageSteps):
         confidence = classifier.confidence
         shown = confidence is not None and labelled[label] >= confidence
         return Verdict(label=label, probabilities=labelled, shown=shown)  # type: ignore[arg-type]
+
+    def _verdict_passages(self, retrieval: Retrieval) -> list[str]:
+        """The hits' texts in rank order, the first running on into the chunk after it: an
+        abstract's results often sit in the chunk after the one that matched the question."""
+        texts = [h.chunk.text for h in retrieval.hits]
+        if not texts:
+            return texts
+        top = retrieval.hits[0]
+        regions = self._regions([top], self._document_texts([top]))
+        if top.chunk.row_id in regions:
+            start, text = regions[top.chunk.row_id]
+            texts[0] = text[max(0, top.chunk.start - start) :]
+        return texts
 
     def _with_verdict(self, response: AnswerResponse, question: str) -> AnswerResponse:
         """A yes/no question's answer: the verdict first when it is confident, else the cited

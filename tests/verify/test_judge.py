@@ -12,9 +12,12 @@ from rag.verify.judge import (
     MANIFEST_FILE,
     VERDICT_ADAPTER_FILE,
     VERDICT_MANIFEST_FILE,
+    VERDICT_RECIPE,
     Judge,
     VerdictClassifier,
+    fit_evidence,
     judge_dir,
+    load_base,
 )
 
 PASSAGE = (
@@ -71,3 +74,17 @@ def test_the_verdict_follows_the_evidence() -> None:
     )
     assert probs.shape == (2, 3)
     assert probs[0].argmax() == 0 and probs[1].argmax() == 1  # yes, then no
+
+
+def test_the_verdict_reads_a_long_passage_by_its_findings_not_its_aims() -> None:
+    tokenizer = load_base(3)[1]
+    aims = "We aimed to study whether drug B changes outcomes in elderly patients. " * 30
+    finding = "Progression-free survival did not differ between drug B and placebo (P = .62)."
+    question = "Does drug B prolong progression-free survival?"
+    length = VERDICT_RECIPE["max_length"]
+    fitted = fit_evidence(tokenizer, question, [aims + finding, "A second passage."], length)
+    assert fitted.endswith(finding)  # plain truncation would keep only the aims
+    assert "A second passage" not in fitted  # the window is full: later passages wait
+    short = fit_evidence(tokenizer, question, ["Drug B was well tolerated.", finding], length)
+    assert short == f"Drug B was well tolerated. {finding}"  # whole passages, in rank order
+    assert len(tokenizer(f"question: {question}", fitted)["input_ids"]) <= length
