@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e ".[generate,test]"
 	bash .ci/install-browser.sh
+	bash .ci/install-ocr.sh
 	touch $@
 
 install: $(VENV)/.installed
@@ -34,7 +35,8 @@ run: install
 serve: install
 	$(BIN)/rag serve
 
-# Installs test dependencies (and Debian chromium for the browser tests), then runs every test.
+# Installs test dependencies (and Debian chromium and tesseract for the browser and OCR tests),
+# then runs every test.
 test: install-test
 	$(BIN)/python -m pytest
 

@@ -169,6 +169,7 @@ class Citation(BaseModel):
     passage: str
     quotes: list[Quote] = Field(default_factory=list)
     verdict: Literal["supported", "partial", "unsupported"] = "supported"
+    ocr: bool = Field(False, description="The passage was read by OCR from a scanned page.")
 
 
 class AnswerSentence(BaseModel):

@@ -17,11 +17,13 @@ def escape(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _where(section: list[str], page: int | None, doc_id: str) -> str:
+def _where(section: list[str], page: int | None, doc_id: str, ocr: bool = False) -> str:
     parts = [" › ".join(section)] if section else []
     if page:
         parts.append(f"p. {page}")
     parts.append(doc_id)
+    if ocr:
+        parts.append("text read by OCR from a scan")
     return " · ".join(escape(p) for p in parts)
 
 
@@ -126,7 +128,7 @@ def _citation_card(c: Citation, turn: int, evidence: list[Evidence]) -> str:
         f"<details class='rag-card rag-verdict-{verdict}' id='rag-src-{turn}-{c.number}' open>"
         f"<summary>[{c.number}] {escape(c.title)}"
         f"<span class='rag-badge rag-badge-{verdict}'>{verdict}</span></summary>"
-        f"<div class='rag-where'>{_where(c.section, c.page, c.doc_id)}</div>"
+        f"<div class='rag-where'>{_where(c.section, c.page, c.doc_id, c.ocr)}</div>"
         f"<div class='rag-passage'>{highlight(c.passage, spans)}</div></details>"
     )
 
@@ -142,7 +144,7 @@ def _closest_card(hit: SearchHit, evidence: list[Evidence]) -> str:
     return (
         f"<details class='rag-card rag-closest' open><summary>{escape(p.title)}"
         "<span class='rag-badge rag-badge-closest'>closest passage</span></summary>"
-        f"<div class='rag-where'>{_where(p.section, p.page, p.doc_id)}</div>"
+        f"<div class='rag-where'>{_where(p.section, p.page, p.doc_id, p.format == 'pdf-ocr')}</div>"
         f"<div class='rag-passage'>{highlight(hit.text, spans)}</div></details>"
     )
 

@@ -135,6 +135,7 @@ def citation_for(passage: Passage, verdict: str) -> Citation:
         char_end=passage.end,
         passage=passage.text,
         verdict=verdict,  # type: ignore[arg-type]
+        ocr=c.format == "pdf-ocr",
     )
 
 

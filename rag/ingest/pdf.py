@@ -15,8 +15,12 @@ Steps 1-3 see one page at a time and live in ``rag.ingest.pdf_layout``; this mod
 file, walks its pages, drops running heads, re-joins paragraphs split across columns or pages
 and finds the headings.
 
-Failures are reported by cause: not a PDF, truncated, encrypted, scanned (no text layer), or
-too big to be a plausible article (a PDF bomb guard).
+A page without a text layer (a scan) is read by OCR (``rag.ingest.ocr``: pdfium renders it,
+Tesseract reads it); the document is then marked ``pdf-ocr`` and lists those pages in its
+metadata (``ocr_pages``).
+
+Failures are reported by cause: not a PDF, truncated, encrypted, no text even after OCR, OCR
+needed but not installed, or too big to be a plausible article (a PDF bomb guard).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from rag.errors import (
     FileTooLargeError,
     IngestError,
 )
+from rag.ingest import ocr
 from rag.ingest.pdf_layout import Para, page_paragraphs
 from rag.types import Block, DocMeta, LoadedDocument
 
@@ -72,7 +77,7 @@ def load_pdf(data: bytes, meta: DocMeta) -> LoadedDocument:
     try:
         pdf = pdfplumber.open(io.BytesIO(data))
         _fill_meta(meta, pdf.metadata)
-        paras, undecodable = _read_pages(pdf)
+        paras, undecodable, textless = _read_pages(pdf)
     except (IngestError, MemoryError):
         raise
     except PdfminerException as exc:
@@ -83,14 +88,29 @@ def load_pdf(data: bytes, meta: DocMeta) -> LoadedDocument:
         if pdf is not None:
             with contextlib.suppress(Exception):  # close() walks the same broken page tree
                 pdf.close()
+    fmt = "pdf"
+    if textless:
+        read = [p for p in ocr.ocr_pages(data, textless) if p.paras]
+        if read:
+            fmt = "pdf-ocr"
+            meta.extra["ocr_pages"] = [p.page for p in read]
+            meta.extra["ocr_confidence"] = round(
+                sum(p.mean_confidence * p.words for p in read) / sum(p.words for p in read), 1
+            )
+            paras = sorted(paras + [x for p in read for x in p.paras], key=lambda x: x.page)
+            _drop_running_heads(paras, len(textless) + len({x.page for x in paras}))
+            paras = _join_broken_paragraphs(paras)
     blocks = _to_blocks(paras, meta)
     if not blocks and undecodable:
         raise EmptyDocumentError(
             "PDF text cannot be decoded (fonts without a Unicode map); run OCR on it first"
         )
     if not blocks:
-        raise EmptyDocumentError("PDF has no extractable text (scanned image? run OCR first)")
-    return LoadedDocument(blocks=blocks, meta=meta, format="pdf")
+        raise EmptyDocumentError(
+            "PDF has no extractable text: no text layer, and OCR found no words on its "
+            f"{len(textless)} page(s)"
+        )
+    return LoadedDocument(blocks=blocks, meta=meta, format=fmt)
 
 
 # --- opening ---------------------------------------------------------------------------------
@@ -168,14 +188,16 @@ def _info_str(value: Any) -> str:
 # --- pages -----------------------------------------------------------------------------------
 
 
-def _read_pages(pdf: Any) -> tuple[list[Para], int]:
-    """Paragraphs of every page, and how many glyphs had no Unicode mapping ("(cid:N)")."""
+def _read_pages(pdf: Any) -> tuple[list[Para], int, list[int]]:
+    """Paragraphs of every page, how many glyphs had no Unicode mapping ("(cid:N)"), and the
+    pages with no text layer at all (1-based: for OCR)."""
     pages = pdf.pages
     if len(pages) > MAX_PAGES:
         raise FileTooLargeError(f"PDF has {len(pages)} pages; the limit is {MAX_PAGES}")
     paras: list[Para] = []
     total_chars = 0
     undecodable = 0
+    textless: list[int] = []
     for page in pages:
         try:
             chars = page.chars
@@ -187,6 +209,8 @@ def _read_pages(pdf: Any) -> tuple[list[Para], int]:
             undecodable += sum(1 for c in chars if c["text"].startswith("(cid:"))
             if chars:
                 paras.extend(page_paragraphs(page))
+            else:
+                textless.append(page.page_number)
         except PdfminerException as exc:
             raise _pdfminer_error(exc) from exc
         except (IngestError, MemoryError):
@@ -196,7 +220,7 @@ def _read_pages(pdf: Any) -> tuple[list[Para], int]:
         finally:
             page.close()  # drop pdfplumber's per-page caches; long PDFs otherwise pile up
     _drop_running_heads(paras, len(pages))
-    return _join_broken_paragraphs(paras), undecodable
+    return _join_broken_paragraphs(paras), undecodable, textless
 
 
 def _drop_running_heads(paras: list[Para], n_pages: int) -> None:

@@ -130,7 +130,7 @@ def test_empty_user_password_is_read(report: LoadedDocument) -> None:
         (
             (DOCS / "scanned_no_text.pdf").read_bytes(),
             EmptyDocumentError,
-            "PDF has no extractable text (scanned image? run OCR first)",
+            "PDF has no extractable text: no text layer, and OCR found no words",
         ),
     ],
     ids=["encrypted", "truncated", "not-pdf", "damaged", "scanned"],

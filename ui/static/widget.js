@@ -172,7 +172,7 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  function where(section, page, docId) {
+  function where(section, page, docId, ocr) {
     var parts = [];
     if (section && section.length) {
       parts.push(section.join(" › "));
@@ -182,6 +182,9 @@
     }
     if (docId) {
       parts.push(docId);
+    }
+    if (ocr) {
+      parts.push("text read by OCR from a scan");
     }
     return parts.join(" · ");
   }
@@ -207,7 +210,7 @@
     quotes.forEach(function (q) {
       details.appendChild(el("blockquote", null, q.text));
     });
-    details.appendChild(el("div", "where", where(c.section, c.page, c.doc_id)));
+    details.appendChild(el("div", "where", where(c.section, c.page, c.doc_id, c.ocr)));
     return details;
   }
 
@@ -218,7 +221,7 @@
     summary.appendChild(el("span", "badge closest", "closest passage"));
     details.appendChild(summary);
     details.appendChild(el("blockquote", null, hit.text));
-    details.appendChild(el("div", "where", where(p.section, p.page, p.doc_id)));
+    details.appendChild(el("div", "where", where(p.section, p.page, p.doc_id, p.format === "pdf-ocr")));
     return details;
   }
 
