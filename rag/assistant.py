@@ -34,6 +34,7 @@ from rag.settings import Settings
 from rag.store.index import CorpusIndex, IndexSpec, IndexStats
 from rag.types import DocMeta, Document, Filters
 from rag.verify.judge import Judge, VerdictClassifier
+from rag.view import document_view
 
 if TYPE_CHECKING:
     from rag.answer import Answerer
@@ -254,6 +255,14 @@ class Assistant:
             (d, DocMeta.from_dict({"title": records[d].title, **records[d].meta})) for d in wanted
         ]
         return export(picked, form)
+
+    def view(self, doc_id: str, start: int, end: int) -> str:
+        """An HTML page showing ``start:end`` of a document where it stands: a PDF's page
+        rendered with the quote boxed, else the indexed text with the span marked."""
+        doc = self.index.load_document(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no indexed document with id {doc_id!r}")
+        return document_view(doc, start, end)
 
     def stats(self) -> IndexStats:
         return self.index.stats()

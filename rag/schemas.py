@@ -170,6 +170,11 @@ class Citation(BaseModel):
     quotes: list[Quote] = Field(default_factory=list)
     verdict: Literal["supported", "partial", "unsupported"] = "supported"
     ocr: bool = Field(False, description="The passage was read by OCR from a scanned page.")
+    view_url: str = Field(
+        "",
+        description="Server-relative link to the quote where it stands in its document (a PDF's "
+        "page rendered, the quote boxed); set by the HTTP API and the UI.",
+    )
 
 
 class AnswerSentence(BaseModel):

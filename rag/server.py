@@ -8,6 +8,8 @@ chat in the UI and a request to /api/ask count against the same generation slots
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ import re
 import threading
 import time
 import unicodedata
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -340,6 +343,61 @@ class ServerState:
             return None
         rewritten = self.assistant.standalone_question(history, question)
         return rewritten if rewritten != question else None
+
+    def answer_stream(
+        self,
+        question: str,
+        history: Sequence[dict[str, str]] = (),
+        *,
+        k: int | None = None,
+        doc_ids: Sequence[str] | None = None,
+        rerank: bool | None = None,
+    ) -> Iterator[Any]:
+        """The ask stream both web shells run: the follow-up rewrite first (a ``status``
+        event), then the Assistant's events, the final answer's citations linked to their
+        place in the document."""
+        from rag.schemas import StreamEvent
+        from rag.types import Filters
+
+        standalone = self.standalone(history, question)
+        if standalone:
+            yield StreamEvent("status", {"standalone_question": standalone})
+        for event in self.assistant.ask_stream(
+            question,
+            k=k,
+            filters=Filters(doc_ids=tuple(doc_ids)) if doc_ids else None,
+            rerank=rerank,
+            standalone=standalone,
+        ):
+            if event.type == "final":
+                self.link_citations(event.data)
+            yield event
+
+    # -- quotes where they stand --------------------------------------------------------------
+
+    def view_signature(self, doc_id: str, start: int, end: int) -> str:
+        """What lets a plain link (a new tab sends no Bearer key) open one span of one document
+        when keys are set: an HMAC of the span under the API key."""
+        key = self.settings.server.api_key
+        if not key:
+            return ""
+        message = f"{doc_id}\x00{start}\x00{end}".encode()
+        return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+    def view_link(self, doc_id: str, start: int, end: int) -> str:
+        query = {"start": start, "end": end}
+        signature = self.view_signature(doc_id, start, end)
+        if signature:
+            query["sig"] = signature  # type: ignore[assignment]
+        path = f"/api/documents/{urllib.parse.quote(doc_id, safe='')}/view"
+        return f"{path}?{urllib.parse.urlencode(query)}#quote"
+
+    def link_citations(self, response: Any) -> Any:
+        """Each citation's ``view_url``: its first quote (else its passage) where it stands."""
+        for citation in getattr(response, "citations", None) or []:
+            span = citation.quotes[0] if citation.quotes else citation
+            citation.view_url = self.view_link(citation.doc_id, span.char_start, span.char_end)
+        return response
 
 
 __all__ = [

@@ -28,7 +28,6 @@ from rag.errors import RagError
 from rag.references import SUFFIXES, check_format
 from rag.schemas import AnswerResponse, Evidence, StreamEvent
 from rag.server import Pump, ServerState
-from rag.types import Filters
 
 PROGRESS = gr.Progress()  # Gradio injects the live tracker where this is the default
 
@@ -81,15 +80,8 @@ class UiHandlers:
             return
 
         def events() -> Iterator[StreamEvent]:
-            standalone = self.state.standalone(history, question)
-            if standalone:
-                yield StreamEvent("status", {"standalone_question": standalone})
-            yield from self.assistant.ask_stream(
-                question,
-                k=int(k),
-                filters=Filters(doc_ids=tuple(doc_ids)) if doc_ids else None,
-                rerank=rerank,
-                standalone=standalone,
+            yield from self.state.answer_stream(
+                question, history, k=int(k), doc_ids=doc_ids, rerank=rerank
             )
 
         evidence: list[Evidence] = []

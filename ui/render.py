@@ -27,6 +27,16 @@ def _where(section: list[str], page: int | None, doc_id: str, ocr: bool = False)
     return " · ".join(escape(p) for p in parts)
 
 
+def _open(c: Citation) -> str:
+    """A link that opens the quote where it stands (a PDF's page, the quote boxed)."""
+    if not c.view_url:
+        return ""
+    return (
+        f" · <a class='rag-open' href='{escape(c.view_url)}' target='_blank' "
+        "rel='noopener'>open where it stands</a>"
+    )
+
+
 def highlight(passage: str, spans: list[tuple[int, int]]) -> str:
     """The passage escaped, with each (start, end) span wrapped in <mark>."""
     out, pos = [], 0
@@ -128,7 +138,7 @@ def _citation_card(c: Citation, turn: int, evidence: list[Evidence]) -> str:
         f"<details class='rag-card rag-verdict-{verdict}' id='rag-src-{turn}-{c.number}' open>"
         f"<summary>[{c.number}] {escape(c.title)}"
         f"<span class='rag-badge rag-badge-{verdict}'>{verdict}</span></summary>"
-        f"<div class='rag-where'>{_where(c.section, c.page, c.doc_id, c.ocr)}</div>"
+        f"<div class='rag-where'>{_where(c.section, c.page, c.doc_id, c.ocr)}{_open(c)}</div>"
         f"<div class='rag-passage'>{highlight(c.passage, spans)}</div></details>"
     )
 

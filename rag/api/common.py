@@ -23,7 +23,6 @@ from rag.schemas import (
     StreamEvent,
 )
 from rag.server import ServerState
-from rag.types import Filters
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,30 @@ def require_key(level: Literal["admin", "chat"]) -> Callable[..., Role]:
     return check
 
 
+def view_access(
+    request: Request,
+    doc_id: str,
+    start: int,
+    end: int,
+    sig: str = "",
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> Role:
+    """A quote's page opens with either key as Bearer, or by the signed link an answer's
+    citation carries (a link opened in a new tab sends no header)."""
+    state = request.app.state.rag
+    server = state.settings.server
+    if not server.api_key and not server.chat_key:
+        return "open"
+    token = creds.credentials if creds else ""
+    if _same(token, server.api_key) or _same(token, server.chat_key):
+        return "chat"
+    if _same(sig, state.view_signature(doc_id, start, end)):
+        return "chat"
+    raise _unauthorized("this link needs its signature (sig) or a key (Bearer)")
+
+
 AdminKey = Annotated[Role, Depends(require_key("admin"))]
+ViewAccess = Annotated[Role, Depends(view_access)]
 ChatKey = Annotated[Role, Depends(require_key("chat"))]
 
 
@@ -140,16 +162,12 @@ def answer_events(state: ServerState, request: AskRequest) -> Callable[[], Any]:
     """The ask stream for a request (rewrite first when it is a follow-up), as a thread body."""
 
     def events() -> Any:
-        history = history_messages(request.history)
-        standalone = state.standalone(history, request.question)
-        if standalone:
-            yield StreamEvent("status", {"standalone_question": standalone})
-        yield from state.assistant.ask_stream(
+        yield from state.answer_stream(
             request.question,
+            history_messages(request.history),
             k=request.k,
-            filters=Filters(doc_ids=tuple(request.doc_ids)) if request.doc_ids else None,
+            doc_ids=request.doc_ids,
             rerank=request.rerank,
-            standalone=standalone,
         )
 
     return events

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from rag.api.common import (
@@ -17,6 +18,7 @@ from rag.api.common import (
     AdminKey,
     ChatKey,
     StateDep,
+    ViewAccess,
 )
 from rag.api.schemas import (
     ErrorResponse,
@@ -91,6 +93,26 @@ def cite_documents(
 )
 def cite_document(state: StateDep, doc_id: str, _: ChatKey, fmt: CiteFormat = "bibtex") -> Response:
     return _references(state, [doc_id], fmt)
+
+
+@router.get(
+    "/api/documents/{doc_id}/view",
+    response_class=HTMLResponse,
+    tags=["documents"],
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}, **ERRORS},
+    summary="A span of a document where it stands (a PDF's page rendered, the quote boxed)",
+)
+def view_document(
+    state: StateDep,
+    doc_id: str,
+    _: ViewAccess,
+    start: Annotated[int, Query(ge=0, description="Start of the span in the document's text.")],
+    end: Annotated[int, Query(ge=1, description="End of the span (exclusive).")],
+    sig: Annotated[
+        str, Query(max_length=64, description="The signature a citation's view_url carries.")
+    ] = "",
+) -> HTMLResponse:
+    return HTMLResponse(state.assistant.view(doc_id, start, end))
 
 
 @router.post(

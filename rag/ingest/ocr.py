@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rag.errors import EmptyDocumentError
+from rag.errors import CorruptFileError, EmptyDocumentError
 from rag.ingest.pdf_layout import Para
 
 DPI = 300  # Tesseract reads body text best at about 300 dpi
@@ -62,18 +62,25 @@ def ocr_pages(
 ) -> list[OcrPage]:
     """Paragraphs read by OCR from ``pages`` (1-based) of the PDF in ``data``."""
     import pypdfium2 as pdfium
+    import pytesseract
 
     require()
     out: list[OcrPage] = []
-    document = pdfium.PdfDocument(data)
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise CorruptFileError(f"PDF cannot be rendered for OCR: {exc}") from exc
     try:
         for done, number in enumerate(pages, start=1):
-            page = document[number - 1]
             try:
-                image = page.render(scale=dpi / 72, grayscale=True).to_pil()
-            finally:
-                page.close()
-            out.append(read_image(image, number, dpi=dpi, lang=lang))
+                page = document[number - 1]
+                try:
+                    image = page.render(scale=dpi / 72, grayscale=True).to_pil()
+                finally:
+                    page.close()
+                out.append(read_image(image, number, dpi=dpi, lang=lang))
+            except (pdfium.PdfiumError, pytesseract.TesseractError) as exc:
+                raise CorruptFileError(f"page {number} cannot be read by OCR: {exc}") from exc
             if progress is not None:
                 progress(done, len(pages))
     finally:

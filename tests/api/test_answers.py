@@ -33,6 +33,15 @@ def test_ask_json(live, chat: httpx.Client) -> None:
     # Loaded lazily by the first question, then reported by the health check.
     health = httpx.get(f"{live.url}/healthz").json()
     assert health["models"]["generator"] == GENERATOR
+    # Each citation links to its quote where it stands; the signed link opens with no key
+    # (a new tab sends none), and only for that span.
+    link = answer["citations"][0]["view_url"]
+    assert link.startswith("/api/documents/") and link.endswith("#quote") and "sig=" in link
+    page = httpx.get(live.url + link.split("#")[0])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "id='quote'" in page.text or "id=quote" in page.text
+    tampered = link.split("#")[0].replace("start=", "start=1")
+    assert httpx.get(live.url + tampered).status_code == 401
 
 
 def test_ask_stream_sends_evidence_then_tokens_then_final(live, chat: httpx.Client, sse) -> None:

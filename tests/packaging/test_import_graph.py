@@ -30,7 +30,8 @@ LAYERS = (
     ("api", "ui"),  # HTTP API; Gradio app
     ("server",),  # what the API and the UI share (slots, uploads, streaming)
     ("assistant",),  # the typed facade every shell uses
-    ("answer", "indexer", "conversation"),  # a question end to end; adding files; history
+    # a question end to end; adding files; history; a quote shown where it stands
+    ("answer", "indexer", "conversation", "view"),
     ("rerank",),  # implements retrieve's Reranker; its generator method loads a generator
     ("verify", "generate", "retrieve"),
     ("store", "embed", "chunk"),

@@ -144,6 +144,21 @@ def test_gradio_chat_streams_a_cited_answer(server: str, page) -> None:
     page.wait_for_timeout(400)
     _shot(page, "ui-answer")
 
+    # "open where it stands": the quote opens in its document, highlighted and scrolled to.
+    link = card.locator("a.rag-open").first.get_attribute("href")
+    assert link and link.endswith("#quote")
+    view = page.context.new_page()
+    view.goto(server + link, wait_until="load")
+    mark = view.locator("#quote")
+    assert mark.is_visible() and mark.inner_text().strip()
+    assert mark.inner_text().strip()[:40] in card.inner_text()  # the card's quote, in place
+    assert view.evaluate(
+        "(() => { const r = document.getElementById('quote')"
+        ".getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight })()"
+    )
+    _shot(view, "ui-quote-in-document")
+    view.close()
+
     # The cited documents download as BibTeX that a real parser reads.
     page.click("#rag-cited-export")
     with page.expect_download(timeout=60_000) as download:
@@ -208,6 +223,28 @@ def test_gradio_documents_tab_adds_and_removes(server: str, page, tmp_path: Path
     assert any(r.get("doi") == "10.3390/cancers18010137" for r in records)
     _shot(page, "ui-references")
     _assert_local(page.requests)
+
+
+def test_a_pdf_quote_opens_on_its_rendered_page_highlighted(server: str, page) -> None:
+    import httpx
+
+    pdf = Path(__file__).resolve().parents[1] / "fixtures" / "docs" / "trial_report.pdf"
+    files = {"files": ("trial report.pdf", pdf.read_bytes(), "application/pdf")}
+    assert httpx.post(server + "/api/documents", files=files, timeout=300).status_code == 200
+    hits = httpx.get(server + "/api/search", params={"q": "examplinib docetaxel median PFS"})
+    hit = next(h for h in hits.json()["hits"] if h["provenance"]["format"] == "pdf")
+    quote = "Median progression-free survival was longer with examplinib than with docetaxel."
+    doc, text = hit["provenance"]["doc_id"], hit["text"]
+    start = hit["provenance"]["char_start"] + text.index(quote)
+    page.goto(f"{server}/api/documents/{doc}/view?start={start}&end={start + len(quote)}#quote")
+    page.wait_for_selector("#quote", state="visible", timeout=30_000)
+    assert page.locator(".page img").is_visible() and page.locator(".hl").count() >= 1
+    box, image = page.locator("#quote").bounding_box(), page.locator(".page img").bounding_box()
+    assert image["x"] <= box["x"] < image["x"] + image["width"]  # on the page, not beside it
+    assert 0 <= box["y"] < 1000  # scrolled into view
+    _shot(page, "pdf-quote-highlighted")
+    _assert_local(page.requests)
+    httpx.delete(f"{server}/api/documents/{doc}", timeout=120)
 
 
 def test_gradio_abstention_is_styled_with_closest_passages(server: str, page) -> None:

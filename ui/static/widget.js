@@ -210,7 +210,16 @@
     quotes.forEach(function (q) {
       details.appendChild(el("blockquote", null, q.text));
     });
-    details.appendChild(el("div", "where", where(c.section, c.page, c.doc_id, c.ocr)));
+    var place = el("div", "where", where(c.section, c.page, c.doc_id, c.ocr));
+    if (c.view_url && c.view_url.charAt(0) === "/") {
+      var open = el("a", "open", "open where it stands");
+      open.href = endpoint + c.view_url;
+      open.target = "_blank";
+      open.rel = "noopener";
+      place.appendChild(document.createTextNode(" · "));
+      place.appendChild(open);
+    }
+    details.appendChild(place);
     return details;
   }
 
