@@ -287,5 +287,11 @@ def test_widget_on_example_page_streams_an_answer(server: str, page) -> None:
     quote = details.locator("blockquote").first.inner_text()
     assert quote.strip()
     assert "HARMONi-A" in details.inner_text() or "7.1" in quote
+    link = details.locator("a.open").first.get_attribute("href")
+    assert link.startswith(server + "/api/documents/") and link.endswith("#quote")
+    view = page.context.new_page()
+    view.goto(link, wait_until="load")
+    assert view.locator("#quote").is_visible()
+    view.close()
     _shot(page, "widget-answer")
     _assert_local(page.requests)
