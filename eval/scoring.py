@@ -201,7 +201,7 @@ def bootstrap_ci(
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def _macro_f1(gold: list[str], pred: list[str], labels: Sequence[str]) -> float:
+def macro_f1(gold: list[str], pred: list[str], labels: Sequence[str]) -> float:
     scores = []
     for label in labels:
         tp = sum(g == label and p == label for g, p in zip(gold, pred, strict=True))
@@ -258,11 +258,11 @@ def aggregate(
     if yn:
         gold, pred = [g for g, _ in yn], [p for _, p in yn]
         labels = ("yes", "no", "maybe")
-        value = _macro_f1(gold, pred, labels)
+        value = macro_f1(gold, pred, labels)
         boots = []
         for _ in range(1000):
             idx = rng.integers(0, len(yn), len(yn))
-            boots.append(_macro_f1([gold[j] for j in idx], [pred[j] for j in idx], labels))
+            boots.append(macro_f1([gold[j] for j in idx], [pred[j] for j in idx], labels))
         out["yes_no_macro_f1"] = {
             "value": value,
             "ci_low": float(np.nanpercentile(boots, 2.5)),

@@ -27,6 +27,7 @@ from rag.eval.judge_data import Pair, build_pairs
 
 from rag.verify.judge import (
     ADAPTER_FILE,
+    EFFECT_RECIPE,
     MANIFEST_FILE,
     RECIPE,
     VERDICT_RECIPE,
@@ -224,6 +225,56 @@ def train_verdict(datasets: Path, out: Path, *, epochs: int, seed: int) -> dict[
     return manifest
 
 
+def train_effect(datasets: Path, out: Path, *, epochs: int, seed: int) -> dict[str, Any]:
+    """The effect-direction head: Evidence Inference's train split (tuning data; its dev
+    split is report data), each prompt against its longest annotated evidence span. A tenth
+    of the articles (by hash) is held apart to report accuracy on articles never trained on.
+    """
+    from rag.eval.judge_data import _ei_questions
+    from rag.eval.scoring import macro_f1
+
+    from rag.verify.judge import (
+        EFFECT_ADAPTER_FILE,
+        EFFECT_LABELS,
+        EFFECT_MANIFEST_FILE,
+        EFFECT_RECIPE,
+        EffectClassifier,
+    )
+
+    rows = []
+    for q in _ei_questions(datasets / "evidence_inference", "train"):
+        prompt = EffectClassifier.prompt(q["intervention"], q["comparator"], q["outcome"])
+        rows.append((q["gold_ids"][0], prompt, max(q["evidence"], key=len), q["answer"]))
+    held = [r for r in rows if _calibration_group("evidence_inference", r[0])]
+    fit = [r for r in rows if not _calibration_group("evidence_inference", r[0])]
+    labelled = [(("effect", p, e), EFFECT_LABELS.index(a)) for _, p, e, a in fit]
+    base, train_s = fit_adapter(
+        labelled, EFFECT_RECIPE, out / EFFECT_ADAPTER_FILE, 3, epochs=epochs, seed=seed
+    )
+    classifier = EffectClassifier(out, manifest={})
+    probs = classifier.probabilities([(p, e) for _, p, e, _ in held])
+    gold = [a for *_, a in held]
+    pred = [EFFECT_LABELS[i] for i in probs.argmax(axis=1)]
+    manifest = {
+        "recipe": EFFECT_RECIPE,
+        "epochs": epochs,
+        "seed": seed,
+        "base_model": base,
+        "examples": {
+            "fit": dict(Counter(a for *_, a in fit)),
+            "held_apart": dict(Counter(gold)),
+        },
+        "held_apart_articles": {
+            "n": len(held),
+            "accuracy": round(float(np.mean([g == p for g, p in zip(gold, pred, strict=True)])), 4),
+            "macro_f1": round(macro_f1(gold, pred, EFFECT_LABELS), 4),
+        },
+        **_provenance(out / EFFECT_ADAPTER_FILE, train_s, "--head effect "),
+    }
+    (out / EFFECT_MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
 def verdict_confidence(probs: np.ndarray, gold: np.ndarray, target: float) -> float | None:
     """The lowest confidence whose shown verdicts reach ``target`` accuracy and beat the
     majority class's accuracy on the same questions; None when no confidence does."""
@@ -313,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, default=None, help="default: the shipped judge dir")
-    parser.add_argument("--head", choices=("judge", "verdict"), default="judge")
+    parser.add_argument("--head", choices=("judge", "verdict", "effect"), default="judge")
     parser.add_argument(
         "--recalibrate", action="store_true", help="only recompute the judge's thresholds"
     )
@@ -322,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="train on a sample (smoke runs)")
     args = parser.parse_args(argv)
     out = args.out or judge_dir()
+    if args.head == "effect":
+        epochs = args.epochs or EFFECT_RECIPE["epochs"]
+        manifest = train_effect(args.datasets, out, epochs=epochs, seed=args.seed)
+        print(json.dumps(manifest["held_apart_articles"], indent=2))
+        return 0
     if args.head == "verdict":
         epochs = args.epochs or VERDICT_RECIPE["epochs"]
         manifest = train_verdict(args.datasets, out, epochs=epochs, seed=args.seed)

@@ -32,8 +32,9 @@ from rag.schemas import (
 )
 from rag.settings import Settings
 from rag.store.index import CorpusIndex, IndexSpec, IndexStats
+from rag.trials import TrialRow, trials_in
 from rag.types import DocMeta, Document, Filters
-from rag.verify.judge import Judge, VerdictClassifier
+from rag.verify.judge import EffectClassifier, Judge, VerdictClassifier
 from rag.view import document_view
 
 if TYPE_CHECKING:
@@ -126,6 +127,22 @@ class Assistant:
         from rag.verify.judge import VerdictClassifier
 
         return VerdictClassifier(self.settings.verify.judge_dir)
+
+    @cached_property
+    def effects(self) -> EffectClassifier:
+        """The effect-direction head shipped beside the judge (trial results' direction)."""
+        return EffectClassifier(self.settings.verify.judge_dir)
+
+    def trials(self, doc_ids: Sequence[str] | None = None) -> list[TrialRow]:
+        """The trials the indexed documents report, every cell an exact cited span."""
+        wanted = list(doc_ids) if doc_ids else [d.doc_id for d in self.index.documents()]
+        rows: list[TrialRow] = []
+        for doc_id in wanted:
+            doc = self.index.load_document(doc_id)
+            if doc is None:
+                raise DocumentNotFoundError(f"no indexed document with id {doc_id!r}")
+            rows += trials_in(doc, self.effects)
+        return rows
 
     def support_checker(
         self, judge: Judge | None = _CONFIGURED, *, corpus_aliases: bool = True

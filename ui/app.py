@@ -45,6 +45,9 @@ a.rag-cite:hover { background: rgba(37, 99, 235, .12); }
 .rag-card { border: 1px solid var(--border-color-primary, #e5e7eb); border-radius: 8px;
   padding: 8px 10px; margin: 0 0 10px; background: var(--background-fill-secondary, #fafafa);
   transition: box-shadow .3s; }
+.rag-trials { border-collapse: collapse; font-size: 14px; }
+.rag-trials th, .rag-trials td { border: 1px solid #e5e7eb; padding: 4px 8px; vertical-align: top; }
+.rag-trials td a { color: inherit; text-decoration: underline dotted; }
 .rag-card.rag-closest { border-color: #f59e0b; background: #fffbeb; }
 .rag-card summary { cursor: pointer; font-weight: 600; }
 .rag-card.rag-flash { box-shadow: 0 0 0 3px #60a5fa; }
@@ -157,6 +160,12 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
                     cited_file = gr.File(
                         label="References", visible=False, elem_id="rag-cited-file"
                     )
+            with gr.Tab("Trials", id="trials"):
+                show_trials = gr.Button(
+                    "Show the trials the documents report", elem_id="rag-trials-show"
+                )
+                trials_table = gr.HTML(elem_id="rag-trials")
+                trials_file = gr.File(label="CSV", visible=False, elem_id="rag-trials-file")
             with gr.Tab("Documents", id="documents"):
                 files = gr.File(
                     file_count="multiple",
@@ -218,6 +227,7 @@ def build_ui(assistant: Any, settings: Settings | None = None, state: ServerStat
             [library_format],
             [library_file, library_note],
         )
+        show_trials.click(ui.trials, None, [trials_table, trials_file])
         demo.load(ui.refresh, None, [docs, remove_pick, doc_filter])
     return demo
 

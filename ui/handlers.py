@@ -207,6 +207,42 @@ class UiHandlers:
             return gr.update(value=None, visible=False), "The last answer cites no document."
         return self.references_file(cited, fmt)
 
+    def trials(self) -> tuple[str, Any]:
+        """The trials table (every cell linked to where it stands) and its CSV file."""
+        from rag.trials import COLUMNS, to_csv
+
+        try:
+            rows = [
+                r.to_dict(lambda c: self.state.view_link(c.doc_id, c.start, c.end))
+                for r in self.assistant.trials()
+            ]
+        except RagError as exc:
+            return f"<div class='rag-error'>{escape(exc)}</div>", gr.update(visible=False)
+        head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in COLUMNS)
+        body = []
+        for row in rows:
+            cells = []
+            for c in COLUMNS:
+                value = row[c]
+                if value is None:
+                    cells.append("<td class='rag-empty'>—</td>")
+                elif c == "direction":
+                    cells.append(f"<td>{escape(value['label'])}</td>")
+                else:
+                    cells.append(
+                        f"<td><a href='{escape(value['view_url'])}' target='_blank' "
+                        f"rel='noopener'>{escape(value['text'])}</a></td>"
+                    )
+            body.append(f"<tr>{''.join(cells)}</tr>")
+        path = Path(self._exports.name) / uuid.uuid4().hex[:8] / "trials.csv"
+        path.parent.mkdir()
+        path.write_text(to_csv(rows), encoding="utf-8")
+        table = (
+            f"<p>{len(rows)} trial(s); every cell opens the sentence it was read from.</p>"
+            f"<table class='rag-trials'><tr>{head}</tr>{''.join(body)}</table>"
+        )
+        return table, gr.update(value=str(path), visible=True)
+
     def refresh(self) -> tuple:
         choices = self.doc_choices()
         return self.doc_rows(), gr.update(choices=choices), gr.update(choices=choices)

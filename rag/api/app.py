@@ -19,6 +19,7 @@ from rag.api.documents import router as documents_router
 from rag.api.errors import install_error_handlers
 from rag.api.middleware import BodyLimit, mount_offline_docs, static_files
 from rag.api.openai import router as openai_router
+from rag.api.trials import router as trials_router
 from rag.errors import ConfigError
 from rag.server import ServerState
 from rag.settings import Settings
@@ -49,7 +50,7 @@ def create_app(
     mount_offline_docs(app)
 
     install_error_handlers(app)
-    for router in (answers_router, documents_router, openai_router):
+    for router in (answers_router, documents_router, trials_router, openai_router):
         app.include_router(router)
 
     app.mount("/static", static_files(), name="static")

@@ -167,6 +167,45 @@ def _print_answer(response: Any, debug: bool) -> None:
         )
 
 
+@app.command("trials")
+def trials(
+    doc: Annotated[list[str] | None, typer.Option("--doc", help="Only these document ids.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the table as CSV.")] = None,
+    index: IndexOpt = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The trials the documents report: registry id, phase, arms, endpoint, result and the
+    effect's direction, every cell an exact span of its document (empty when not found)."""
+    from rich.table import Table
+
+    from rag.paths import write_text_atomic
+    from rag.trials import COLUMNS, to_csv
+
+    with user_errors():
+        assistant = build_assistant(build_settings(index, preset, set_))
+        ensure_index(assistant, as_json)
+        rows = [r.to_dict() for r in assistant.trials(doc)]
+    if csv_out is not None:
+        write_text_atomic(csv_out, to_csv(rows))
+        console.print(f"wrote {len(rows)} trial(s) to {csv_out}")
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} trials", show_lines=True)
+    for name in COLUMNS:
+        table.add_column(name.replace("_", " "))
+    for row in rows:
+        table.add_row(
+            *(
+                (row[c]["label"] if c == "direction" else escape(row[c]["text"])) if row[c] else "—"
+                for c in COLUMNS
+            )
+        )
+    out.print(table)
+
+
 @app.command("ask")
 def ask(
     question: Annotated[str | None, typer.Argument(help="The question.")] = None,

@@ -47,7 +47,12 @@ RECIPE: dict[str, Any] = {
     "target_precision": 0.9,
     "reject_quantile": 0.1,
 }
-_PREFIX = {"support": "claim: ", "answer": "question: ", "verdict": "question: "}
+_PREFIX = {
+    "support": "claim: ",
+    "answer": "question: ",
+    "verdict": "question: ",
+    "effect": "effect of: ",
+}
 VERDICT_ADAPTER_FILE = "verdict.safetensors"
 VERDICT_MANIFEST_FILE = "verdict.json"
 VERDICT_LABELS = ("yes", "no", "maybe")
@@ -60,7 +65,9 @@ VERDICT_RECIPE: dict[str, Any] = RECIPE | {
 }
 
 
-def fit_evidence(tokenizer: Any, question: str, passages: Sequence[str], max_length: int) -> str:
+def fit_evidence(
+    tokenizer: Any, question: str, passages: Sequence[str], max_length: int, task: str = "verdict"
+) -> str:
     """What the verdict head reads within its window: passages whole, in rank order, and of
     the first one that does not fit, its closing sentences.
 
@@ -70,7 +77,7 @@ def fit_evidence(tokenizer: Any, question: str, passages: Sequence[str], max_len
     """
     from rag.text.sentences import passage_sentences
 
-    room = max_length - len(tokenizer.tokenize(_PREFIX["verdict"] + question)) - 3
+    room = max_length - len(tokenizer.tokenize(_PREFIX[task] + question)) - 3
     kept: list[str] = []
     for text in passages:
         size = len(tokenizer.tokenize(text))
@@ -89,6 +96,17 @@ def fit_evidence(tokenizer: Any, question: str, passages: Sequence[str], max_len
             kept.append(" ".join(tail) or text)  # one sentence longer than the window: cut
         break
     return " ".join(kept)
+
+
+EFFECT_ADAPTER_FILE = "effect.safetensors"
+EFFECT_MANIFEST_FILE = "effect.json"
+EFFECT_LABELS = ("increased", "decreased", "no difference")
+EFFECT_RECIPE: dict[str, Any] = RECIPE | {
+    "name": "minilm-lora-effect-v1",
+    "epochs": 3,
+    "max_length": 192,
+    "labels": list(EFFECT_LABELS),
+}
 
 
 def judge_dir() -> Path:
@@ -237,7 +255,66 @@ class Judge:
         return self.score([("answer", question, s) for s in sentences])
 
 
-class VerdictClassifier:
+class LabelHead:
+    """A LoRA adapter and head over the packaged MiniLM that picks one of a few labels for
+    (question, evidence passages); the evidence is fitted to the window by ``fit_evidence``."""
+
+    task = "verdict"
+    adapter_file = VERDICT_ADAPTER_FILE
+    manifest_file = VERDICT_MANIFEST_FILE
+    recipe: dict[str, Any] = VERDICT_RECIPE
+    labels: tuple[str, ...] = VERDICT_LABELS
+    head = "verdict"  # train_judge --head
+
+    def __init__(self, directory: Path | None = None, manifest: dict[str, Any] | None = None):
+        self.directory = directory or judge_dir()
+        adapter = self.directory / self.adapter_file
+        if not adapter.is_file():
+            raise ModelUnavailableError(
+                f"the {self.head} classifier's adapter is missing ({adapter}); rebuild it with "
+                f"python -m rag.eval.train_judge --head {self.head}"
+            )
+        if manifest is None:
+            manifest = json.loads((self.directory / self.manifest_file).read_text())
+        self.manifest = manifest
+        self._lock = threading.Lock()
+
+    @cached_property
+    def _model(self) -> tuple[Any, Any]:
+        return load_adapter(
+            self.directory / self.adapter_file, self.recipe, num_labels=len(self.labels)
+        )
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return hashlib.sha256((self.directory / self.adapter_file).read_bytes()).hexdigest()[:16]
+
+    def probabilities(
+        self, items: Sequence[tuple[str, str | Sequence[str]]], batch_size: int = 16
+    ) -> np.ndarray:
+        """P(label) for each (question, evidence passages in rank order), in ``labels`` order."""
+        import torch
+
+        model, tokenizer = self._model
+        length = self.recipe["max_length"]
+        out = np.zeros((len(items), len(self.labels)), dtype=np.float64)
+        for start in range(0, len(items), batch_size):
+            part = items[start : start + batch_size]
+            inputs = encode_pairs(
+                tokenizer,
+                [
+                    (self.task, q, fit_evidence(tokenizer, q, _listed(e), length, self.task))
+                    for q, e in part
+                ],
+                length,
+            )
+            with self._lock, torch.inference_mode():
+                logits = model(**inputs).logits.float()
+            out[start : start + len(part)] = torch.softmax(logits, dim=-1).numpy()
+        return out
+
+
+class VerdictClassifier(LabelHead):
     """Yes / no / maybe from evidence, shown only above a confidence that discriminates.
 
     The confidence is chosen on held-apart tuning questions: the lowest maximum probability
@@ -245,53 +322,27 @@ class VerdictClassifier:
     the time. When no confidence beats the majority class there, none is shown.
     """
 
-    def __init__(self, directory: Path | None = None, manifest: dict[str, Any] | None = None):
-        self.directory = directory or judge_dir()
-        adapter = self.directory / VERDICT_ADAPTER_FILE
-        if not adapter.is_file():
-            raise ModelUnavailableError(
-                f"the verdict classifier's adapter is missing ({adapter}); rebuild it with "
-                "python -m rag.eval.train_judge --head verdict"
-            )
-        if manifest is None:
-            manifest = json.loads((self.directory / VERDICT_MANIFEST_FILE).read_text())
-        self.manifest = manifest
-        self._lock = threading.Lock()
-
-    @cached_property
-    def _model(self) -> tuple[Any, Any]:
-        return load_adapter(self.directory / VERDICT_ADAPTER_FILE, VERDICT_RECIPE, num_labels=3)
-
-    @cached_property
-    def fingerprint(self) -> str:
-        return hashlib.sha256((self.directory / VERDICT_ADAPTER_FILE).read_bytes()).hexdigest()[:16]
-
     @property
     def confidence(self) -> float | None:
         """The probability a verdict needs to be shown; None = never shown."""
         value = self.manifest.get("confidence")
         return None if value is None else float(value)
 
-    def probabilities(
-        self, items: Sequence[tuple[str, str | Sequence[str]]], batch_size: int = 16
-    ) -> np.ndarray:
-        """P(yes, no, maybe) for each (question, evidence passages in rank order)."""
-        import torch
 
-        model, tokenizer = self._model
-        length = VERDICT_RECIPE["max_length"]
-        out = np.zeros((len(items), 3), dtype=np.float64)
-        for start in range(0, len(items), batch_size):
-            part = items[start : start + batch_size]
-            inputs = encode_pairs(
-                tokenizer,
-                [("verdict", q, fit_evidence(tokenizer, q, _listed(e), length)) for q, e in part],
-                length,
-            )
-            with self._lock, torch.inference_mode():
-                logits = model(**inputs).logits.float()
-            out[start : start + len(part)] = torch.softmax(logits, dim=-1).numpy()
-        return out
+class EffectClassifier(LabelHead):
+    """Which way a trial's result went for an intervention, comparator and outcome:
+    increased, decreased or no difference (trained on Evidence Inference's train split)."""
+
+    task = "effect"
+    adapter_file = EFFECT_ADAPTER_FILE
+    manifest_file = EFFECT_MANIFEST_FILE
+    recipe = EFFECT_RECIPE
+    labels = EFFECT_LABELS
+    head = "effect"
+
+    @staticmethod
+    def prompt(intervention: str, comparator: str, outcome: str) -> str:
+        return f"{intervention} versus {comparator}: {outcome}"
 
 
 def _listed(evidence: str | Sequence[str]) -> Sequence[str]:

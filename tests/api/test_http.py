@@ -91,6 +91,21 @@ def test_references_export_for_the_cited_documents(chat: httpx.Client, anonymous
     _error(anonymous.get(f"/api/documents/{doc}/cite"), 401)
 
 
+def test_trials_table_with_every_cell_linked(live, chat: httpx.Client, anonymous) -> None:
+    rows = chat.get("/api/trials").json()
+    harmoni = next(r for r in rows if r["trial"]["text"] == "HARMONi-A")
+    assert harmoni["registry_id"]["text"] == "NCT05184712"
+    link = harmoni["result"]["view_url"]
+    assert "sig=" in link  # keys are set: the cell's link is signed
+    page = anonymous.get(link.split("#")[0])  # a new tab: no key, the signature opens it
+    assert page.status_code == 200 and "7.1 months" in page.text
+    table = chat.get("/api/trials", params={"format": "csv"})
+    assert table.headers["content-type"].startswith("text/csv")
+    assert "HARMONi-A" in table.text and "NCT05184712" in table.text
+    _error(anonymous.get("/api/trials"), 401)
+    _error(chat.get("/api/trials", params={"format": "xml"}), 422)
+
+
 def test_validation_errors_use_the_error_shape(chat: httpx.Client) -> None:
     message = _error(chat.post("/api/ask", json={"k": 3}), 422, "ValidationError")
     assert "question" in message

@@ -30,6 +30,7 @@ LAYERS = (
     ("api", "ui"),  # HTTP API; Gradio app
     ("server",),  # what the API and the UI share (slots, uploads, streaming)
     ("assistant",),  # the typed facade every shell uses
+    ("trials",),  # trial results as a cited table (reads passages as the answer path does)
     # a question end to end; adding files; history; a quote shown where it stands
     ("answer", "indexer", "conversation", "view"),
     ("rerank",),  # implements retrieve's Reranker; its generator method loads a generator

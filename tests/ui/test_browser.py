@@ -247,6 +247,24 @@ def test_a_pdf_quote_opens_on_its_rendered_page_highlighted(server: str, page) -
     httpx.delete(f"{server}/api/documents/{doc}", timeout=120)
 
 
+def test_trials_tab_shows_a_cited_table(server: str, page) -> None:
+    page.goto(server + "/", wait_until="load")
+    page.wait_for_selector("#rag-question textarea", timeout=60_000)
+    page.get_by_role("tab", name="Trials").click()
+    page.click("#rag-trials-show")
+    cell = page.locator("#rag-trials td a", has_text="NCT05184712").first
+    cell.wait_for(timeout=120_000)
+    assert page.locator("#rag-trials tr").count() >= 6  # a header and the article's 5 trials
+    _shot(page, "ui-trials")
+    with page.context.expect_page() as opened:
+        cell.click()
+    view = opened.value
+    view.wait_for_load_state()
+    assert view.locator("#quote").inner_text() == "NCT05184712"
+    view.close()
+    _assert_local(page.requests)
+
+
 def test_gradio_abstention_is_styled_with_closest_passages(server: str, page) -> None:
     page.goto(server + "/", wait_until="load")
     page.wait_for_selector("#rag-question textarea", timeout=60_000)

@@ -9,10 +9,13 @@ import pytest
 
 from rag.verify.judge import (
     ADAPTER_FILE,
+    EFFECT_ADAPTER_FILE,
+    EFFECT_MANIFEST_FILE,
     MANIFEST_FILE,
     VERDICT_ADAPTER_FILE,
     VERDICT_MANIFEST_FILE,
     VERDICT_RECIPE,
+    EffectClassifier,
     Judge,
     VerdictClassifier,
     fit_evidence,
@@ -28,7 +31,11 @@ PASSAGE = (
 
 @pytest.mark.parametrize(
     ("adapter", "manifest"),
-    [(ADAPTER_FILE, MANIFEST_FILE), (VERDICT_ADAPTER_FILE, VERDICT_MANIFEST_FILE)],
+    [
+        (ADAPTER_FILE, MANIFEST_FILE),
+        (VERDICT_ADAPTER_FILE, VERDICT_MANIFEST_FILE),
+        (EFFECT_ADAPTER_FILE, EFFECT_MANIFEST_FILE),
+    ],
 )
 def test_artifacts_are_small_and_match_their_recorded_fingerprint(adapter, manifest) -> None:
     folder = judge_dir()
@@ -88,3 +95,18 @@ def test_the_verdict_reads_a_long_passage_by_its_findings_not_its_aims() -> None
     short = fit_evidence(tokenizer, question, ["Drug B was well tolerated.", finding], length)
     assert short == f"Drug B was well tolerated. {finding}"  # whole passages, in rank order
     assert len(tokenizer(f"question: {question}", fitted)["input_ids"]) <= length
+
+
+def test_the_effect_head_reads_the_direction_of_a_result() -> None:
+    effects = EffectClassifier()
+    prompt = EffectClassifier.prompt("drug A", "placebo", "progression-free survival")
+    probs = effects.probabilities(
+        [
+            (prompt, "Median progression-free survival was 9.1 months with drug A and 4.2 "
+             "months with placebo (HR 0.48; P < .001)."),
+            (prompt, "Progression-free survival did not differ significantly between drug A "
+             "and placebo (P = .74)."),
+        ]
+    )  # fmt: skip
+    assert effects.labels[probs[0].argmax()] == "increased"
+    assert effects.labels[probs[1].argmax()] == "no difference"
