@@ -4,8 +4,9 @@ Each Evidence Inference prompt names an intervention, a comparator and an outcom
 report (PubMed Central full text). The assistant's own parts answer it, with no generation:
 
 1. **evidence**: the article's passages retrieved for the prompt (hybrid retrieval restricted
-   to the article), split into sentences, and the sentence the answer judge rates as answering
-   the prompt best: the sentence that would be cited;
+   to the article), split into sentences, and the sentence that best answers the prompt (the
+   answer judge's score plus the share of the prompt's outcome and intervention words it
+   carries): the sentence that would be cited;
 2. **direction**: the effect head (``EffectClassifier``: a LoRA adapter over MiniLM trained
    on Evidence Inference's train split) reads the prompt and that sentence: increased,
    decreased or no difference.
@@ -72,7 +73,13 @@ def cited_sentence(assistant: Any, judge: Any, q: Any, doc_id: str, k: int) -> s
     if not sentences:
         return ""
     scores = judge.score([("answer", q.text, s) for s in sentences])
-    return sentences[int(np.argmax(scores))]
+    # The judge alone picks a result sentence about another outcome as often as not; adding
+    # the share of the prompt's outcome and intervention words the sentence carries took
+    # evidence recall from 0.435 to 0.752 on 161 prompts of 60 train-split articles (tuning
+    # data; the dev articles were not looked at).
+    terms = set(_WORD.findall(f"{q.extra['outcome']} {q.extra['intervention']}".lower()))
+    anchored = [len(terms & set(_WORD.findall(s.lower()))) / max(1, len(terms)) for s in sentences]
+    return sentences[int(np.argmax(np.asarray(scores) + np.asarray(anchored)))]
 
 
 def bench(
