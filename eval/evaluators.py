@@ -315,11 +315,13 @@ class TrustEvaluator(Evaluator):
 # ``rag eval bench NAME -- ARGS`` runs their argparse main (``python -m rag.eval.MODULE`` too,
 # which the Makefile, docs and recorded commands use). Name -> (module, --out is a JSON file).
 SCRIPTS: dict[str, tuple[str, bool]] = {
+    "effects": ("rag.eval.bench_effects", True),
     "embed": ("rag.eval.bench_embed", True),
     "generator": ("rag.eval.bench_generator", True),
     "index": ("rag.eval.bench_index", True),
     "injection": ("rag.eval.bench_injection", True),
     "load": ("rag.eval.bench_load", True),
+    "ocr": ("rag.eval.bench_ocr", True),
     "speed": ("rag.eval.bench_speed", True),
     "vectors": ("rag.eval.bench_vectors", True),
     "calibrate-gate": ("rag.eval.calibrate_gate", True),
