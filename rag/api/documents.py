@@ -45,6 +45,13 @@ def list_documents(state: StateDep, _: AdminKey) -> list[DocumentInfo]:
     return state.assistant.documents()
 
 
+# The view shows document text anyone may have uploaded: nothing on it may run or load.
+VIEW_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 CiteFormat = Annotated[
     Literal["bibtex", "ris", "csl-json"], Query(alias="format", description="Reference format.")
 ]
@@ -112,7 +119,7 @@ def view_document(
         str, Query(max_length=64, description="The signature a citation's view_url carries.")
     ] = "",
 ) -> HTMLResponse:
-    return HTMLResponse(state.assistant.view(doc_id, start, end))
+    return HTMLResponse(state.assistant.view(doc_id, start, end), headers=VIEW_HEADERS)
 
 
 @router.post(

@@ -39,6 +39,7 @@ def test_ask_json(live, chat: httpx.Client) -> None:
     assert link.startswith("/api/documents/") and link.endswith("#quote") and "sig=" in link
     page = httpx.get(live.url + link.split("#")[0])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert "id='quote'" in page.text or "id=quote" in page.text
     tampered = link.split("#")[0].replace("start=", "start=1")
     assert httpx.get(live.url + tampered).status_code == 401

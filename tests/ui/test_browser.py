@@ -265,6 +265,29 @@ def test_trials_tab_shows_a_cited_table(server: str, page) -> None:
     _assert_local(page.requests)
 
 
+def test_document_text_is_inert_on_the_quote_page(server: str, page) -> None:
+    import httpx
+
+    payload = (
+        "Zorbitinib note. <script>window.__pwned = 1</script><img src=x "
+        'onerror="window.__pwned = 2"> The ORR was 41% in ZORBA-2.'
+    )
+    files = {"files": ("payload note.txt", payload.encode(), "text/plain")}
+    report = httpx.post(server + "/api/documents", files=files, timeout=300).json()
+    doc = report["results"][0]["doc_id"]
+    hit = httpx.get(server + "/api/search", params={"q": "zorbitinib ORR", "doc": doc}).json()
+    text, start = hit["hits"][0]["text"], hit["hits"][0]["provenance"]["char_start"]
+    a = start + text.index("<script>")
+    b = start + text.index("ZORBA-2.") + len("ZORBA-2.")
+    response = page.goto(f"{server}/api/documents/{doc}/view?start={a}&end={b}#quote")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    page.wait_for_selector("#quote", state="visible", timeout=30_000)
+    assert page.evaluate("window.__pwned") is None  # nothing ran
+    assert "<script>window.__pwned = 1</script>" in page.inner_text("#quote")  # shown as text
+    _assert_local(page.requests)
+    httpx.delete(f"{server}/api/documents/{doc}", timeout=120)
+
+
 def test_gradio_abstention_is_styled_with_closest_passages(server: str, page) -> None:
     page.goto(server + "/", wait_until="load")
     page.wait_for_selector("#rag-question textarea", timeout=60_000)
