@@ -24,6 +24,9 @@ from rag.ingest.pdf_layout import Para
 DPI = 300  # Tesseract reads body text best at about 300 dpi
 LANG = "eng"
 MIN_CONFIDENCE = 30  # words Tesseract itself rates below this are noise (specks, rules)
+# Pages read by OCR per document at most: a scan of a long book is out of scope, and a
+# hostile PDF of thousands of empty pages must not buy hours of OCR.
+MAX_OCR_PAGES = 200
 INSTALL_HINT = (
     "install Tesseract OCR (Debian/Ubuntu: apt-get install tesseract-ocr tesseract-ocr-eng)"
 )
@@ -65,6 +68,11 @@ def ocr_pages(
     import pytesseract
 
     require()
+    if len(pages) > MAX_OCR_PAGES:
+        raise EmptyDocumentError(
+            f"PDF has {len(pages)} pages without a text layer; OCR reads at most "
+            f"{MAX_OCR_PAGES} per document (split the scan first)"
+        )
     out: list[OcrPage] = []
     try:
         document = pdfium.PdfDocument(data)
@@ -78,7 +86,11 @@ def ocr_pages(
                     image = page.render(scale=dpi / 72, grayscale=True).to_pil()
                 finally:
                     page.close()
-                out.append(read_image(image, number, dpi=dpi, lang=lang))
+                low, high = image.getextrema()
+                if high - low < 16:  # a blank page: nothing to read
+                    out.append(OcrPage(number, [], 0, 0.0))
+                else:
+                    out.append(read_image(image, number, dpi=dpi, lang=lang))
             except (pdfium.PdfiumError, pytesseract.TesseractError) as exc:
                 raise CorruptFileError(f"page {number} cannot be read by OCR: {exc}") from exc
             if progress is not None:

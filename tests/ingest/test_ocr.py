@@ -3,6 +3,7 @@ image-only PDF comes back as the same text, with its pages, marked as OCR."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,19 @@ def test_an_indexed_scan_is_searchable_and_its_quotes_say_they_came_from_ocr(
     )
     assert citation.ocr
     assert "text read by OCR from a scan" in _citation_card(citation, 1, [])
+
+
+def test_blank_scanned_pages_cost_no_ocr_and_too_many_are_refused(monkeypatch) -> None:
+    from PIL import Image
+
+    blank = Image.new("L", (850, 1100), 255)
+    buffer = io.BytesIO()
+    blank.save(buffer, format="PDF", save_all=True, append_images=[blank] * 2, resolution=100)
+    calls = []
+    monkeypatch.setattr(ocr, "read_image", lambda *a, **k: calls.append(a) or None)
+    with pytest.raises(EmptyDocumentError, match="OCR found no words on its 3 page"):
+        load_pdf(buffer.getvalue(), DocMeta())
+    assert calls == []  # blank pages never reach Tesseract
+    monkeypatch.setattr(ocr, "MAX_OCR_PAGES", 2)
+    with pytest.raises(EmptyDocumentError, match="OCR reads at most 2 per document"):
+        load_pdf(buffer.getvalue(), DocMeta())
