@@ -138,11 +138,14 @@ class Assistant:
         wanted = list(doc_ids) if doc_ids else [d.doc_id for d in self.index.documents()]
         rows: list[TrialRow] = []
         for doc_id in wanted:
-            doc = self.index.load_document(doc_id)
-            if doc is None:
-                raise DocumentNotFoundError(f"no indexed document with id {doc_id!r}")
-            rows += trials_in(doc, self.effects)
+            rows += trials_in(self._document(doc_id), self.effects)
         return rows
+
+    def _document(self, doc_id: str) -> Document:
+        doc = self.index.load_document(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no indexed document with id {doc_id!r}")
+        return doc
 
     def support_checker(
         self, judge: Judge | None = _CONFIGURED, *, corpus_aliases: bool = True
@@ -276,10 +279,7 @@ class Assistant:
     def view(self, doc_id: str, start: int, end: int) -> str:
         """An HTML page showing ``start:end`` of a document where it stands: a PDF's page
         rendered with the quote boxed, else the indexed text with the span marked."""
-        doc = self.index.load_document(doc_id)
-        if doc is None:
-            raise DocumentNotFoundError(f"no indexed document with id {doc_id!r}")
-        return document_view(doc, start, end)
+        return document_view(self._document(doc_id), start, end)
 
     def stats(self) -> IndexStats:
         return self.index.stats()

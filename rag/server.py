@@ -27,7 +27,9 @@ from typing import Any
 
 from rag.errors import RagError
 from rag.models import sha256_file
+from rag.schemas import StreamEvent
 from rag.settings import Settings
+from rag.types import Filters
 
 log = logging.getLogger(__name__)
 
@@ -356,9 +358,6 @@ class ServerState:
         """The ask stream both web shells run: the follow-up rewrite first (a ``status``
         event), then the Assistant's events, the final answer's citations linked to their
         place in the document."""
-        from rag.schemas import StreamEvent
-        from rag.types import Filters
-
         standalone = self.standalone(history, question)
         if standalone:
             yield StreamEvent("status", {"standalone_question": standalone})
@@ -391,6 +390,13 @@ class ServerState:
             query["sig"] = signature  # type: ignore[assignment]
         path = f"/api/documents/{urllib.parse.quote(doc_id, safe='')}/view"
         return f"{path}?{urllib.parse.urlencode(query)}#quote"
+
+    def trial_rows(self, doc_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The trials table as JSON rows, each cell with the link to where it stands."""
+        return [
+            row.to_dict(lambda c: self.view_link(c.doc_id, c.start, c.end))
+            for row in self.assistant.trials(doc_ids)
+        ]
 
     def link_citations(self, response: Any) -> Any:
         """Each citation's ``view_url``: its first quote (else its passage) where it stands."""

@@ -175,15 +175,16 @@ def _cell(doc: Document, start: int, match: re.Match[str], group: int = 0) -> Ce
 
 def _fill(row: TrialRow, doc: Document) -> None:
     for start, _, text in sorted(row._sentences):
+        entities = named_entities(text)  # the costly step: once a sentence
         if row.registry_id is None:
-            for e in named_entities(text):
+            for e in entities:
                 if e.kind == "trial-id":
                     row.registry_id = Cell(e.text, doc.doc_id, start + e.start, start + e.end)
                     break
         if row.phase is None and (m := _PHASE.search(text)):
             row.phase = _cell(doc, start, m)
         if row.intervention is None:
-            drugs = [e for e in named_entities(text) if e.kind == "drug"]
+            drugs = [e for e in entities if e.kind == "drug"]
             if drugs:
                 a, b = _combination(text, drugs)
                 row.intervention = Cell(text[a:b], doc.doc_id, start + a, start + b)

@@ -191,11 +191,16 @@ class UiHandlers:
             text = self.assistant.references(doc_ids or None, form)
         except RagError as exc:
             return gr.update(value=None, visible=False), f"**Failed:** {escape(exc)}"
-        path = Path(self._exports.name) / uuid.uuid4().hex[:8] / f"references{SUFFIXES[form]}"
-        path.parent.mkdir()
-        path.write_text(text, encoding="utf-8")
+        path = self._export_file(f"references{SUFFIXES[form]}", text)
         count = len(doc_ids) if doc_ids else len(self.assistant.documents())
         return gr.update(value=str(path), visible=True), f"{count} reference(s) as {form}."
+
+    def _export_file(self, name: str, text: str) -> Path:
+        """``text`` as a file for download, in a folder of its own (names repeat)."""
+        path = Path(self._exports.name) / uuid.uuid4().hex[:8] / name
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+        return path
 
     def library_references(self, fmt: str) -> tuple[Any, str]:
         return self.references_file(None, fmt)
@@ -212,10 +217,7 @@ class UiHandlers:
         from rag.trials import COLUMNS, to_csv
 
         try:
-            rows = [
-                r.to_dict(lambda c: self.state.view_link(c.doc_id, c.start, c.end))
-                for r in self.assistant.trials()
-            ]
+            rows = self.state.trial_rows()
         except RagError as exc:
             return f"<div class='rag-error'>{escape(exc)}</div>", gr.update(visible=False)
         head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in COLUMNS)
@@ -234,9 +236,7 @@ class UiHandlers:
                         f"rel='noopener'>{escape(value['text'])}</a></td>"
                     )
             body.append(f"<tr>{''.join(cells)}</tr>")
-        path = Path(self._exports.name) / uuid.uuid4().hex[:8] / "trials.csv"
-        path.parent.mkdir()
-        path.write_text(to_csv(rows), encoding="utf-8")
+        path = self._export_file("trials.csv", to_csv(rows))
         table = (
             f"<p>{len(rows)} trial(s); every cell opens the sentence it was read from.</p>"
             f"<table class='rag-trials'><tr>{head}</tr>{''.join(body)}</table>"

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from rag.api.common import ERRORS, ChatKey, StateDep
-from rag.server import ServerState
 from rag.trials import to_csv
 
 router = APIRouter()
-
-
-def trial_rows(state: ServerState, doc_ids: list[str] | None) -> list[dict[str, Any]]:
-    """The rows as JSON, each cell with the link to where it stands."""
-    return [
-        row.to_dict(lambda c: state.view_link(c.doc_id, c.start, c.end))
-        for row in state.assistant.trials(doc_ids)
-    ]
 
 
 @router.get(
@@ -44,7 +35,7 @@ def trials(
     fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
     doc: Annotated[list[str] | None, Query(description="Only these document ids.")] = None,
 ) -> Response:
-    rows = trial_rows(state, doc)
+    rows = state.trial_rows(doc)
     if fmt == "csv":
         return Response(
             to_csv(rows).encode("utf-8"),
