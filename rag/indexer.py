@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rag.chunk import Chunker, embedding_text
 from rag.embed import Embedder
 from rag.errors import DocumentNotFoundError, IngestError, UnsupportedFormatError
 from rag.ingest import LoaderProcess, content_hash, expand_paths, format_for, slug
+from rag.ingest.ocr import page_progress
 from rag.ingest.registry import parse_file, read_checked, read_sidecar, run_loader
 from rag.retrieve.expand import extract_aliases
 from rag.schemas import IngestReport, IngestResult
@@ -46,6 +48,21 @@ class _Pending:
     chunks: list[Chunk]
     result: IngestResult
     replaces: str | None  # doc_id being replaced
+
+
+@contextmanager
+def _pages_reported(progress: Progress | None, done: int, total: int, name: str) -> Iterator[None]:
+    """While one file parses, a scan's OCR pages show as "<file>: OCR page 3 of 12"."""
+    if progress is None:
+        yield
+        return
+    token = page_progress.set(
+        lambda read, pages: progress(done, total, f"{name}: OCR page {read} of {pages}")
+    )
+    try:
+        yield
+    finally:
+        page_progress.reset(token)
 
 
 class Indexer:
@@ -77,7 +94,8 @@ class Indexer:
                 for done, (path, explicit) in enumerate(files):
                     if progress:
                         progress(done, len(files), shown_path(path))
-                    item = self._prepare_file(writer, path, explicit, loader, claimed)
+                    with _pages_reported(progress, done, len(files), shown_path(path)):
+                        item = self._prepare_file(writer, path, explicit, loader, claimed)
                     if isinstance(item, IngestResult):
                         report.results.append(item)
                         continue

@@ -86,7 +86,9 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
         task = bar.add_task("", total=None)
 
         def update(done: int, total: int, item: str) -> None:
-            bar.update(task, completed=done, total=total or None, description=Path(item).name[:50])
+            name = Path(item).name  # the end says most ("scan.pdf: OCR page 3 of 12")
+            shown = name if len(name) <= 60 else "…" + name[-59:]
+            bar.update(task, completed=done, total=total or None, description=shown)
 
         yield update
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import statistics
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,12 @@ MAX_OCR_PAGES = 200
 INSTALL_HINT = (
     "install Tesseract OCR (Debian/Ubuntu: apt-get install tesseract-ocr tesseract-ocr-eng)"
 )
+
+
+# Who hears "page 3 of 12 read": set by the indexer around a file (in the sandboxed parser
+# process, by the worker, which forwards each page to the indexer). A scan takes seconds a page.
+PageProgress = Callable[[int, int], None]  # pages read, pages to read
+page_progress: ContextVar[PageProgress | None] = ContextVar("page_progress", default=None)
 
 
 class OcrUnavailableError(EmptyDocumentError):
@@ -61,13 +68,19 @@ def ocr_pages(
     *,
     dpi: int = DPI,
     lang: str = LANG,
-    progress: Callable[[int, int], None] | None = None,
+    progress: PageProgress | None = None,
 ) -> list[OcrPage]:
-    """Paragraphs read by OCR from ``pages`` (1-based) of the PDF in ``data``."""
+    """Paragraphs read by OCR from ``pages`` (1-based) of the PDF in ``data``.
+
+    ``progress`` (default: whoever set ``page_progress``) hears each page as it is read.
+    """
     import pypdfium2 as pdfium
     import pytesseract
 
     require()
+    progress = progress or page_progress.get()
+    if progress is not None:
+        progress(0, len(pages))
     if len(pages) > MAX_OCR_PAGES:
         raise EmptyDocumentError(
             f"PDF has {len(pages)} pages without a text layer; OCR reads at most "

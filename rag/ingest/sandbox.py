@@ -2,7 +2,10 @@
 
 PDF and XML parsers can be driven into near-infinite loops or memory blow-ups by hostile files
 (PDF bombs, billion laughs). The worker runs under an address-space cap and each file gets a
-wall-clock limit; on timeout or crash the worker is replaced and only that file fails.
+wall-clock limit; on timeout or crash the worker is replaced and only that file fails. A scan
+read by OCR reports each page as it goes (``("page", done, total)``): the parent passes it on
+to whoever set ``rag.ingest.ocr.page_progress``, and the limit then applies to each page, so
+a long scan is not cut off while it is still making progress.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from rag import errors as _errors
 from rag.errors import CorruptFileError, IngestError, LoaderTimeoutError
+from rag.ingest.ocr import page_progress
 from rag.types import DocMeta, LoadedDocument
 
 # Error classes by name, so the sandboxed parser can send them across the process boundary.
@@ -48,6 +52,7 @@ def _worker(conn: Connection, max_memory_mb: int) -> None:  # pragma: no cover -
         with contextlib.suppress(Exception):
             _loader(fmt)
         conn.send(("started",))
+        token = page_progress.set(lambda done, total: conn.send(("page", done, total)))
         try:
             loaded = run_loader(fmt, data, DocMeta.from_dict(meta))
             conn.send(("ok", loaded))
@@ -61,6 +66,8 @@ def _worker(conn: Connection, max_memory_mb: int) -> None:  # pragma: no cover -
             detail = " ".join(str(exc).split())[:200]  # reasons are one line
             message = f"parser failed: {type(exc).__name__}: {detail}"
             conn.send(("error", "CorruptFileError", message))
+        finally:
+            page_progress.reset(token)
 
 
 class LoaderProcess:
@@ -102,11 +109,15 @@ class LoaderProcess:
                 self._kill()
                 raise LoaderTimeoutError(f"the parser process did not start in {STARTUP_S:.0f} s")
             reply = self._conn.recv()
-            if reply[0] == "started":
+            on_page = page_progress.get()
+            while reply[0] in ("started", "page"):
+                if reply[0] == "page" and on_page is not None:
+                    on_page(reply[1], reply[2])
                 if not self._conn.poll(self.timeout_s):
                     self._kill()
+                    what = "an OCR page" if reply[0] == "page" else "parsing"
                     raise LoaderTimeoutError(
-                        f"parsing took longer than {self.timeout_s:g} s (ingest.timeout_s)"
+                        f"{what} took longer than {self.timeout_s:g} s (ingest.timeout_s)"
                     )
                 reply = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:

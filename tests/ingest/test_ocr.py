@@ -65,8 +65,12 @@ def test_an_indexed_scan_is_searchable_and_its_quotes_say_they_came_from_ocr(
 
     path = tmp_path / "scanned report.pdf"
     path.write_bytes(scan(REPORT.read_bytes()))
-    (result,) = assistant.add([path]).results
+    heard: list[str] = []
+    (result,) = assistant.add([path], lambda done, total, item: heard.append(item)).results
     assert result.status == "added", result
+    # The sandboxed parser reports each OCR page as it goes (a scan takes seconds a page).
+    pages = [item.removeprefix(f"{path}: ") for item in heard if "OCR page" in item]
+    assert pages == ["OCR page 0 of 2", "OCR page 1 of 2", "OCR page 2 of 2"], heard
     (hit,) = assistant.retrieve("median progression-free survival with examplinib", k=1).hits
     assert hit.chunk.format == "pdf-ocr" and hit.chunk.page in (1, 2)
     citation = citation_for(
