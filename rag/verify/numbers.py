@@ -17,6 +17,10 @@ _P_VALUE = re.compile(
     r"(0?\.\d+|\d+(?:\.\d+)?(?:\s*[×x]\s*10\s*[-−]\s*\d+)?)"
 )
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b", re.I)
+# Roman numerals that number a phase, stage, grade or line ("phase III" is "phase 3").
+_LABEL = r"(?:phase|stage|grade|line|cycle|part|type|arm|cohort|step)"
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
+_LABELLED_ROMAN = re.compile(rf"\b{_LABEL}\s*[-–]?\s*(x|ix|iv|v?i{{1,3}}|v)\b", re.I)
 _NUMERIC = re.compile(r"(?<![A-Za-z\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 
 
@@ -77,6 +81,10 @@ def extract_numbers(text: str) -> list[NumberMention]:
             continue
         kind = "percent" if after.startswith("%") else "number"
         found.append(NumberMention(m.group(0), _canon_number(m.group(0)), kind, *m.span()))
+    for m in _LABELLED_ROMAN.finditer(clean):
+        if m.group(1).isupper() and free(*m.span(1)):  # "phase II" is phase 2: a figure too
+            value = str(_ROMAN[m.group(1).lower()])
+            found.append(NumberMention(m.group(1), value, "number", *m.span(1)))
     found.sort(key=lambda n: n.start)
     return found
 
@@ -91,6 +99,23 @@ def canonical_set(text: str) -> set[str]:
         if n.kind == "ordinal":
             out.add(n.canonical.removesuffix("th"))
     return out
+
+
+def roman_value(word: str) -> int | None:
+    """1-10 for a Roman numeral written in capitals ("III"), else None."""
+    return _ROMAN.get(word.lower()) if word.isupper() else None
+
+
+def labelled_romans(text: str) -> set[str]:
+    """Arabic values of the Roman numerals that number a phase, stage or grade in ``text``."""
+    return {str(_ROMAN[m.group(1).lower()]) for m in _LABELLED_ROMAN.finditer(text)}
+
+
+def labelled(text: str, value: int) -> bool:
+    """Whether ``text`` numbers a phase, stage, grade... with ``value``, in either notation."""
+    if str(value) in labelled_romans(text):
+        return True
+    return bool(re.search(rf"\b{_LABEL}\s*[-–]?\s*{value}\b", text, re.I))
 
 
 def untraced(sentence: str, passages: list[str]) -> list[NumberMention]:

@@ -30,7 +30,7 @@ from rag.text.sentences import (
     content_stems,
     passage_sentences,
 )
-from rag.verify.numbers import NumberMention, untraced
+from rag.verify.numbers import NumberMention, labelled, roman_value, untraced
 
 Verdict = Literal["supported", "partial", "unsupported"]
 
@@ -309,6 +309,9 @@ class SupportChecker:
         needle = term.lower()
         if needle in lowered_passages:
             return True
+        value = roman_value(term)
+        if value is not None:  # "phase III" is backed by "phase 3"
+            return labelled(lowered_passages, value)
         forms = {term, re.sub(r"(?<=[A-Z])s$", "", term)}
         aliases = {a for form in forms for a in self.aliases(form)}
         return any(mentions(lowered_passages, form) for form in forms | aliases)

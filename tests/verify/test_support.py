@@ -151,3 +151,28 @@ def test_a_sentence_naming_the_prompt_example_is_dropped(checker: SupportChecker
     named = {1: "Drug A was compared with standard of care in the SWOG S2302 trial."}
     kept = verifier.run("SWOG S2302 compared drug A with standard of care [1].", named, "What?")
     assert kept.kept and not kept.copied_example
+
+
+def test_a_phase_in_roman_numerals_is_the_same_phase() -> None:
+    """Clinicians write "phase III" where a paper writes "phase 3", and the other way round:
+    neither is a missing term nor an untraced number; a different phase still is."""
+    passage = "The phase 3 Artemia trial compares the vaccine OSE2101 with docetaxel."
+    roman = SupportChecker().check(
+        "The phase III Artemia trial compares OSE2101 with docetaxel.", {1: passage}
+    )
+    assert not roman.missing_terms and not roman.untraced_numbers
+    arabic = SupportChecker().check(
+        "The stage 4 patients received the vaccine.",
+        {1: "Patients with stage IV NSCLC received the vaccine."},
+    )
+    assert not arabic.untraced_numbers
+    wrong = SupportChecker().check(
+        "The phase II Artemia trial compares OSE2101 with docetaxel.", {1: passage}
+    )
+    assert wrong.verdict == "unsupported"
+    assert [
+        n.text
+        for n in SupportChecker()
+        .check("The phase 2 trial is recruiting.", {1: passage})
+        .untraced_numbers
+    ] == ["2"]
