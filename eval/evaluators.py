@@ -317,6 +317,7 @@ class TrustEvaluator(Evaluator):
 SCRIPTS: dict[str, tuple[str, bool]] = {
     "effects": ("rag.eval.bench_effects", True),
     "embed": ("rag.eval.bench_embed", True),
+    "fuzz-api": ("rag.eval.fuzz_api", True),
     "generator": ("rag.eval.bench_generator", True),
     "index": ("rag.eval.bench_index", True),
     "injection": ("rag.eval.bench_injection", True),

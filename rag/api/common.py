@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic_core import to_jsonable_python
@@ -35,9 +35,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Request body too large"},
     422: {"model": ErrorResponse, "description": "Invalid request"},
 }
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such document"}
+}
 BUSY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "All generation slots busy (see Retry-After)"}
 }
+
+
+def json_errors(errors: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """``errors`` declared as JSON bodies, for a route whose own responses are not JSON (FastAPI
+    would otherwise document its error bodies under the route's media type)."""
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {
+        code: {"description": spec["description"], "content": {"application/json": {"schema": ref}}}
+        for code, spec in errors.items()
+    }
 
 
 def error_json(
@@ -91,12 +104,21 @@ def require_key(level: Literal["admin", "chat"]) -> Callable[..., Role]:
     return check
 
 
+# The span a quote view shows; declared once, for the route and the access check alike (the
+# schema takes a parameter's first declaration, and the check reads the same three).
+SpanStart = Annotated[int, Query(ge=0, description="Start of the span in the document's text.")]
+SpanEnd = Annotated[int, Query(ge=1, description="End of the span (exclusive).")]
+ViewSignature = Annotated[
+    str, Query(max_length=64, description="The signature a citation's view_url carries.")
+]
+
+
 def view_access(
     request: Request,
     doc_id: str,
-    start: int,
-    end: int,
-    sig: str = "",
+    start: SpanStart,
+    end: SpanEnd,
+    sig: ViewSignature = "",
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Role:
     """A quote's page opens with either key as Bearer, or by the signed link an answer's

@@ -14,11 +14,16 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from rag.api.common import (
     ERRORS,
+    NOT_FOUND,
     UPLOAD_PATH,
     AdminKey,
     ChatKey,
+    SpanEnd,
+    SpanStart,
     StateDep,
     ViewAccess,
+    ViewSignature,
+    json_errors,
 )
 from rag.api.schemas import (
     ErrorResponse,
@@ -58,9 +63,16 @@ CiteFormat = Annotated[
 _CITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The references, as a file",
-        "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()},
+        "content": {
+            media: {
+                "schema": {"type": "array", "items": {"type": "object"}}
+                if form == "csl-json"
+                else {"type": "string"}
+            }
+            for form, media in MEDIA_TYPES.items()
+        },
     },
-    **ERRORS,
+    **json_errors(ERRORS | NOT_FOUND),
 }
 
 
@@ -106,18 +118,19 @@ def cite_document(state: StateDep, doc_id: str, _: ChatKey, fmt: CiteFormat = "b
     "/api/documents/{doc_id}/view",
     response_class=HTMLResponse,
     tags=["documents"],
-    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}, **ERRORS},
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        **json_errors(ERRORS | NOT_FOUND),
+    },
     summary="A span of a document where it stands (a PDF's page rendered, the quote boxed)",
 )
 def view_document(
     state: StateDep,
     doc_id: str,
     _: ViewAccess,
-    start: Annotated[int, Query(ge=0, description="Start of the span in the document's text.")],
-    end: Annotated[int, Query(ge=1, description="End of the span (exclusive).")],
-    sig: Annotated[
-        str, Query(max_length=64, description="The signature a citation's view_url carries.")
-    ] = "",
+    start: SpanStart,
+    end: SpanEnd,
+    sig: ViewSignature = "",
 ) -> HTMLResponse:
     return HTMLResponse(state.assistant.view(doc_id, start, end), headers=VIEW_HEADERS)
 
@@ -138,8 +151,10 @@ def view_document(
                             "files": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
+                                "minItems": 1,
                             }
                         },
+                        "required": ["files"],
                     }
                 }
             },
@@ -163,7 +178,7 @@ async def upload_documents(state: StateDep, request: Request, _: AdminKey) -> In
     "/api/documents/{doc_id}",
     response_model=IngestResult,
     tags=["documents"],
-    responses=ERRORS | {404: {"model": ErrorResponse, "description": "No such document"}},
+    responses=ERRORS | NOT_FOUND,
 )
 def delete_document(state: StateDep, doc_id: str, _: AdminKey) -> IngestResult:
     result = state.remove_document(doc_id)

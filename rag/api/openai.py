@@ -125,7 +125,7 @@ def _rag_request(body: ChatCompletionRequest) -> AskRequest:
     turns = [(m.role, m.text()) for m in body.messages if m.role in ("user", "assistant")]
     last = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
     if last is None or not turns[last][1].strip():
-        raise RequestError(422, "ValidationError", "messages: no user message to answer")
+        raise RequestError(422, "NoUserMessage", "messages: no user message to answer")
     history = [{"role": r, "content": c} for r, c in turns[:last] if c.strip()]
     return AskRequest.model_validate({"question": turns[last][1][:2000], "history": history})
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from rag.api.common import ERRORS, ChatKey, StateDep
+from rag.api.common import ERRORS, NOT_FOUND, ChatKey, StateDep, json_errors
 from rag.trials import to_csv
 
 router = APIRouter()
@@ -25,7 +25,7 @@ router = APIRouter()
                 "text/csv": {"schema": {"type": "string"}},
             },
         },
-        **ERRORS,
+        **json_errors(ERRORS | NOT_FOUND),
     },
     summary="The trials the indexed documents report, every cell cited",
 )
