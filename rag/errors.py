@@ -101,6 +101,20 @@ class IndexLockedError(IndexStateError):
     http_status = 503
 
 
+class IndexDiskFullError(IndexStateError):
+    """The disk holding the index filled up mid-write; the last commit stands."""
+
+    exit_code = 8
+    http_status = 507
+
+
+class IndexReadOnlyError(IndexStateError):
+    """The index directory cannot be written (a read-only disk or permissions); reading works."""
+
+    exit_code = 8
+    http_status = 503
+
+
 class DocumentNotFoundError(RagError):
     exit_code = 5
     http_status = 404

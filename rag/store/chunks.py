@@ -111,7 +111,10 @@ class ChunkStore:
             )
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk): then there is nothing
+            # to roll back, and trying would hide the error that matters.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
 
     @contextmanager

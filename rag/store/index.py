@@ -14,7 +14,9 @@ recorded generation is not the committed one (a writer died between commit and m
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ from rag.paths import write_json_atomic
 from rag.settings import IndexSettings
 from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
 from rag.store.derived import Derived, DerivedBuilder, milvus_type
+from rag.store.disk import disk_problem
 from rag.store.faiss_store import choose_kind
 from rag.store.lexical import LexicalIndex
 from rag.types import Chunk, Document, Filters, StoredChunk
@@ -159,17 +162,32 @@ class CorpusIndex:
 
     @contextmanager
     def writer(self) -> Iterator[IndexWriter]:
-        """Exclusive write session; derived files are synced when it ends (also on error)."""
-        with self._lock():
-            store = ChunkStore(self.dir / DB_NAME)
-            writer = IndexWriter(self, store)
-            try:
-                yield writer
-            finally:
+        """Exclusive write session; derived files are synced when it ends (also on error).
+
+        A full or read-only disk surfaces as IndexDiskFullError / IndexReadOnlyError naming
+        the directory; the batches committed before it stand, the one in flight rolls back.
+        """
+        try:
+            with self._lock():
+                store = ChunkStore(self.dir / DB_NAME)
+                writer = IndexWriter(self, store)
                 try:
+                    yield writer
+                except BaseException:
+                    # Batches committed before the error still get their derived files; a
+                    # failure to write those (the same full disk) must not hide the error.
+                    with contextlib.suppress(Exception):
+                        writer.sync_derived()
+                    raise
+                else:
                     writer.sync_derived()
                 finally:
                     store.close()
+        except (OSError, sqlite3.Error) as exc:
+            problem = disk_problem(exc, self.dir)
+            if problem is None:
+                raise
+            raise problem from exc
 
     def refresh(self) -> bool:
         """Pick up the latest committed generation; True if anything changed."""
