@@ -76,7 +76,16 @@ def models(state: StateDep, _: ChatKey) -> ModelList:
     "/v1/chat/completions",
     response_model=ChatCompletion,
     tags=["openai"],
-    responses=ERRORS | BUSY | {404: {"model": ErrorResponse, "description": "No such model"}},
+    responses=ERRORS
+    | BUSY
+    | {
+        200: {
+            "description": "A chat completion; with `stream: true`, chunks as Server-Sent "
+            "Events ending in `data: [DONE]`",
+            "content": {"text/event-stream": {}},  # chat.completion.chunk objects, then [DONE]
+        },
+        404: {"model": ErrorResponse, "description": "No such model"},
+    },
     summary="OpenAI-compatible chat completions (stream and non-stream)",
     response_model_exclude_none=True,
 )

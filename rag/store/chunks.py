@@ -84,7 +84,12 @@ class ChunkStore:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        uri = f"file:{path}"
+        if readonly:
+            # Nobody can change a file on a read-only disk: without a write-ahead log to
+            # replay, SQLite may skip the locks (its -shm file cannot be created there).
+            wal = path.with_name(path.name + "-wal")
+            uri += "?mode=ro" if wal.exists() else "?mode=ro&immutable=1"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA foreign_keys = ON")

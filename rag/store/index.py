@@ -90,7 +90,9 @@ class CorpusIndex:
         self.settings = settings
         self.dir.mkdir(parents=True, exist_ok=True)
         self._read_lock = threading.RLock()
-        self.store = ChunkStore(self.dir / DB_NAME)
+        # A read-only disk (or directory) still answers: the store opens read-only there.
+        writable = os.access(self.dir, os.W_OK)
+        self.store = ChunkStore(self.dir / DB_NAME, readonly=not writable)
         self._check_manifest()
         self._derived: Derived | None = None
         self.builder = DerivedBuilder(self.dir, spec.dim, settings, self.dir / LOCK_NAME)
