@@ -17,7 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rag.api.answers import router as answers_router
 from rag.api.documents import router as documents_router
 from rag.api.errors import install_error_handlers
-from rag.api.middleware import BodyLimit, mount_offline_docs, static_files
+from rag.api.middleware import BodyLimit, PagePolicy, mount_offline_docs, static_files
 from rag.api.openai import router as openai_router
 from rag.api.trials import router as trials_router
 from rag.errors import ConfigError
@@ -56,6 +56,7 @@ def create_app(
     app.mount("/static", static_files(), name="static")
 
     app.add_middleware(BodyLimit, limit_bytes=server.max_request_kb * 1024)
+    app.add_middleware(PagePolicy)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(server.cors_origins),

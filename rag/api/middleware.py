@@ -15,6 +15,53 @@ from rag.paths import static_dir
 log = logging.getLogger(__name__)
 
 
+# The pages the server serves load everything from this server and send data nowhere else:
+# text from an uploaded document that slipped past escaping could neither fetch from nor
+# report to another host. No plugins, no <base>, no framing by other sites.
+_COMMON = (
+    "default-src 'self'; img-src 'self' data: blob:; font-src 'self' data:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'self'"
+)
+# The Gradio UI bootstraps with inline script and styles, and its HTML component evaluates
+# its templates with `new Function` (blocked, the source cards do not render), so it needs
+# 'unsafe-inline' and 'unsafe-eval'; the other directives still hold.
+UI_POLICY = (
+    f"{_COMMON}; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; frame-src 'self'; worker-src 'self' blob:"
+)
+# The widget's example page and the offline API docs under /static: script only from files
+# of this server (the widget's styles live in a <style> of its shadow root).
+STATIC_POLICY = f"{_COMMON}; script-src 'self'; style-src 'self' 'unsafe-inline'"
+
+
+class PagePolicy:
+    """A Content-Security-Policy on every HTML response that does not set its own (the
+    quote view sends a stricter one: no script at all)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        policy = (STATIC_POLICY if path.startswith("/static/") else UI_POLICY).encode()
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower(): v for k, v in headers}
+                html = names.get(b"content-type", b"").startswith(b"text/html")
+                if html and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", policy))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)
+
+
 class BodyLimit:
     """413 for JSON bodies over server.max_request_kb, checked before any route reads them.
 

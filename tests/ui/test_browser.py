@@ -336,3 +336,96 @@ def test_widget_on_example_page_streams_an_answer(server: str, page) -> None:
     view.close()
     _shot(page, "widget-answer")
     _assert_local(page.requests)
+
+
+# An uploaded report whose title, text and links carry payloads (as text: a parser reads
+# "&lt;script&gt;" as "<script>"). If any of them were rendered as markup, it would set the
+# page-level canary window.__pwned or fetch from evil.example.
+HOSTILE_HTML = """<html><head><title>ZORBA-2 report
+&lt;img src=x onerror="window.__pwned='title'"&gt;</title></head><body>
+<h1>ZORBA-2 trial of zorbitinib &lt;svg onload="window.__pwned='svg'"&gt;</h1>
+<p>In the phase 2 ZORBA-2 trial, zorbitinib reached an objective response rate of 41% in
+previously treated patients &lt;script&gt;window.__pwned='script'&lt;/script&gt;
+&lt;img src="http://evil.example/p.png" onerror="window.__pwned='img'"&gt;
+&lt;a href="javascript:window.__pwned='link'"&gt;details&lt;/a&gt;
+[see the protocol](javascript:window.__pwned='markdown')
+&lt;style&gt;body{background:url(http://evil.example/c.png)}&lt;/style&gt;
+\u202eevil\u202c zero\u200bwidth.</p></body></html>"""
+HOSTILE_QUESTION = "What objective response rate did zorbitinib reach in the ZORBA-2 trial?"
+
+
+PAYLOADS = ("title <img onerror>", "<svg onload>", "<script>", "<img src=evil onerror>",
+            "javascript: link", "markdown javascript: link", "<style> url(evil)",
+            "bidi and zero-width characters")  # fmt: skip
+
+
+def _record_payloads() -> None:
+    """Figures for eval/results/hostile_browser.json (reached only when every check held)."""
+    import json
+    import time
+
+    path = Path(__file__).resolve().parents[2] / "eval" / "results" / "hostile_browser.json"
+    figures = {
+        "payloads": list(PAYLOADS),
+        "surfaces": ["Gradio UI (answer + source card)", "widget (answer + citations)"],
+        "payloads_tried_per_surface": len(PAYLOADS),
+        "executed": 0,
+        "requests_outside_loopback": 0,
+        "also": "the quote view: <script> and <img onerror> inert under default-src 'none'",
+        "test": "tests/ui/test_browser.py::"
+        + test_hostile_document_text_is_inert_in_the_ui_and_the_widget.__name__,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _assert_inert(page) -> None:
+    assert page.evaluate("window.__pwned") is None, page.evaluate("window.__pwned")
+    planted = "img[src*='evil.example'], svg[onload], a[href^='javascript:']"
+    assert page.locator(planted).count() == 0
+    _assert_local(page.requests)
+
+
+def test_hostile_document_text_is_inert_in_the_ui_and_the_widget(server: str, page) -> None:
+    import httpx
+
+    files = {"files": ("zorba-2 report.html", HOSTILE_HTML.encode(), "text/html")}
+    report = httpx.post(server + "/api/documents", files=files, timeout=300).json()
+    doc = report["results"][0]["doc_id"]
+    try:
+        response = page.goto(server + "/", wait_until="load")
+        assert "connect-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_selector("#rag-question textarea", timeout=60_000)
+        page.fill("#rag-question textarea", HOSTILE_QUESTION)
+        page.click("#rag-ask")
+        page.wait_for_selector(
+            "#rag-chat .rag-answer, #rag-chat .rag-abstain", timeout=ANSWER_TIMEOUT_MS
+        )
+        card = page.locator("#rag-sources details").filter(has_text="ZORBA-2").first
+        card.wait_for(timeout=30_000)
+        card.evaluate("el => el.open = true")
+        shown = card.inner_text()
+        assert "41%" in shown and "<script>" in shown  # the payload is shown, as text
+        _shot(page, "ui-hostile-document")
+        _assert_inert(page)
+
+        widget = page.context.new_page()
+        widget.requests = []
+        widget.on("request", lambda r: widget.requests.append(r.url))
+        response = widget.goto(server + "/static/example.html", wait_until="load")
+        assert "object-src 'none'" in response.headers["content-security-policy"]
+        widget.locator("#onco-rag-widget .launcher").click()
+        widget.fill("#onco-rag-widget textarea", HOSTILE_QUESTION)
+        widget.click("#onco-rag-widget form button")
+        widget.wait_for_selector(
+            "#onco-rag-widget .answer, #onco-rag-widget .abstain, #onco-rag-widget .error",
+            timeout=ANSWER_TIMEOUT_MS,
+        )
+        shown = widget.inner_text("#onco-rag-widget .log")
+        assert "ZORBA-2" in shown or "41%" in shown
+        widget.screenshot(path=str(SCREENSHOTS / "widget-hostile-document.png"), full_page=True)
+        _assert_inert(widget)
+        widget.close()
+        _record_payloads()
+    finally:
+        httpx.delete(f"{server}/api/documents/{doc}", timeout=120)
