@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from rag.text.entities import Aliases, Cited, Entity, figure_owner, is_grounded, mentions
 from rag.text.sentences import content_stems
-from rag.verify.numbers import extract_numbers, inside_name, strip_citations
+from rag.verify.numbers import extract_numbers, inside_name, numbers_a_label, strip_citations
 
 SPECIFIC = frozenset({"trial", "trial-id", "drug"})
 _LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
@@ -111,7 +111,10 @@ class Grounding:
         for entity in inherited:
             ask = ask.replace(entity.text, " ")
         asked = content_stems(ask) - _GENERIC
-        return bool(asked & content_stems(sentence)) or bool(extract_numbers(sentence))
+        figures = [
+            n for n in extract_numbers(sentence) if not numbers_a_label(sentence, n.start)
+        ]  # "in phase 3 trials" reports no figure
+        return bool(asked & content_stems(sentence)) or bool(figures)
 
     def _grounded(
         self, entity: Entity, citations: Sequence[int], quotes: Sequence[tuple[int, int]]

@@ -19,7 +19,8 @@ _P_VALUE = re.compile(
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b", re.I)
 # Roman numerals that number a phase, stage, grade or line ("phase III" is "phase 3").
 _LABEL = r"(?:phase|stage|grade|line|cycle|part|type|arm|cohort|step)"
-_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10}
+_NUMERALS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x")
+_ROMAN = {numeral: value for value, numeral in enumerate(_NUMERALS, start=1)}
 _LABELLED_ROMAN = re.compile(rf"\b{_LABEL}\s*[-–]?\s*(x|ix|iv|v?i{{1,3}}|v)\b", re.I)
 _NUMERIC = re.compile(r"(?<![A-Za-z\d.])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")
 
@@ -109,6 +110,15 @@ def roman_value(word: str) -> int | None:
 def labelled_romans(text: str) -> set[str]:
     """Arabic values of the Roman numerals that number a phase, stage or grade in ``text``."""
     return {str(_ROMAN[m.group(1).lower()]) for m in _LABELLED_ROMAN.finditer(text)}
+
+
+_LABEL_BEFORE = re.compile(rf"\b{_LABEL}\s*[-–]?\s*$", re.I)
+
+
+def numbers_a_label(text: str, start: int) -> bool:
+    """Whether the number at ``start`` numbers a phase, stage, grade... ("phase 3"): a name
+    of a kind of trial or disease, not a figure the text reports."""
+    return bool(_LABEL_BEFORE.search(text[max(0, start - 12) : start]))
 
 
 def labelled(text: str, value: int) -> bool:

@@ -92,6 +92,9 @@ def test_a_closing_paragraph_is_not_an_answer_about_the_trial_before_it() -> Non
     )
     problem = grounding.sentence_problem(closing, [3])
     assert problem is not None and "says nothing the question asks" in problem
+    # A phase label is no figure it could share with the ask ("phase 3 trials").
+    labelled = closing.replace("resistance.", "resistance in phase 3 trials.")
+    assert "says nothing" in (grounding.sentence_problem(labelled, [3]) or "")
     assert grounding.sentence_problem("The primary endpoint is overall survival.", [4]) is None
     # A passage that names the trial itself carries any sentence about it.
     named = Grounding(
