@@ -8,6 +8,7 @@ to do. Anything else is not ours to translate and propagates as it was.
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -33,6 +34,10 @@ def disk_problem(exc: BaseException, directory: Path) -> IndexStateError | None:
     if not isinstance(exc, OSError | sqlite3.Error):
         return None
     directory = directory.resolve()
+    filename = getattr(exc, "filename", None)
+    where = Path(os.fsdecode(filename)).resolve() if isinstance(filename, str | bytes) else None
+    if where is not None and not where.is_relative_to(directory):
+        return None  # about another file (an input the user named), not the index
     code = getattr(exc, "errno", None)
     text = str(exc).lower()
     if code in _FULL or "disk is full" in text or "no space left" in text:

@@ -220,3 +220,21 @@ def test_an_upload_while_the_cli_adds_documents_both_finish(tmp_path: Path) -> N
     assert response.json()["results"][0]["status"] == "added"
     assert cli_run.returncode == 0, cli_run.stdout[-1500:]
     assert check.returncode == 0 and total == 2 + N_DOCS + 1
+
+
+def test_only_errors_about_the_index_directory_are_called_a_disk_problem(tmp_path: Path) -> None:
+    """An unreadable input file is the input's problem, not a read-only index."""
+    import errno
+    import sqlite3
+
+    from rag.errors import IndexDiskFullError, IndexReadOnlyError
+    from rag.store.disk import disk_problem
+
+    index = tmp_path / "index"
+    outside = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "paper.pdf"))
+    assert disk_problem(outside, index) is None
+    inside = OSError(errno.EROFS, "Read-only file system", str(index / ".write.lock"))
+    assert isinstance(disk_problem(inside, index), IndexReadOnlyError)
+    full = sqlite3.OperationalError("database or disk is full")
+    assert isinstance(disk_problem(full, index), IndexDiskFullError)
+    assert disk_problem(ValueError("no"), index) is None
