@@ -3,8 +3,9 @@
     rag eval trust [--half report] [--json eval/results/trust.json] [--before] [--draft-cache D]
 
 Runs, on one half of every set (``rag.eval.splits``; report = never looked at while tuning):
-- the seed set: the original questions, two more phrasings of each and entity-swapped twins
-  (correct, abstention precision/recall, wrong figures, consistency across phrasings);
+- the seed set: the original questions, two more phrasings of each, new questions on facts the
+  originals never ask (``seed_new.jsonl``) and entity-swapped twins of both (correct,
+  abstention precision/recall, wrong figures, consistency across phrasings);
 - BioASQ dev: yes/no (accuracy, macro-F1, how often "no" is said when the gold is "no"),
   factoid (any-synonym match) and list (F1) questions, on samples of the half;
 - PubMedQA dev: yes/no/maybe accuracy and macro-F1;
@@ -77,7 +78,7 @@ def _seed(metrics: dict[str, Any]) -> dict[str, Any]:
         "phrasings": metrics.get("phrasings"),
         "drafts_replayed": metrics.get("drafts_replayed"),
     }
-    for tag in ("paraphrase", "twin"):
+    for tag in ("paraphrase", "new-question", "twin"):
         if tag in tags:
             t = tags[tag]
             out[tag] = {
@@ -122,7 +123,15 @@ def bench(
 
     seed_cfg = EvalConfig(
         gold=str(gold / "seed.jsonl"),
-        more_gold=[str(gold / "seed_paraphrases.jsonl"), str(gold / "seed_twins.jsonl")],
+        more_gold=[
+            str(gold / name)
+            for name in (
+                "seed_paraphrases.jsonl",
+                "seed_twins.jsonl",
+                "seed_new.jsonl",
+                "seed_new_twins.jsonl",
+            )
+        ],
         half=half,
         preset=preset,
         overrides=overrides,
