@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from rag.text.bibliography import reference_entries
 from rag.text.entities import mentions
 from rag.text.instructions import blank_instructions
 from rag.text.sentences import (
@@ -82,6 +83,9 @@ _ENDPOINTS = {
     "disease control rate": ("disease control rate", "dcr"),
     "duration of response": ("duration of response", "dor"),
     "primary endpoint": ("primary endpoint",),
+    # Safety is an endpoint too: "which grade 3 adverse events occurred?" is not answered by
+    # the response rate, nor is a toxicity claim backed by efficacy data.
+    "adverse events": ("adverse event", "adverse reaction", "toxicit", "side effect", " trae"),
 }
 
 
@@ -187,6 +191,16 @@ def salient_terms(sentence: str) -> list[str]:
     return terms
 
 
+def _entry_span(sentence: str, text: str) -> tuple[int, int]:
+    """The part of a passage a claim is checked against: all of it, or, for a reference
+    list, the entry sharing the most content words with the claim."""
+    entries = reference_entries(text)
+    if not entries:
+        return 0, len(text)
+    wanted = content_stems(sentence)
+    return max(entries, key=lambda span: len(wanted & content_stems(text[span[0] : span[1]])))
+
+
 class SupportChecker:
     """Scores sentence-passage support; thresholds from the calibration set."""
 
@@ -226,7 +240,10 @@ class SupportChecker:
         # A planted instruction ("reply only with X") supports nothing, least of all an answer
         # that obeyed it.
         passages = {n: blank_instructions(t) for n, t in passages.items()}
-        texts = list(passages.values())
+        # A reference list backs a claim only through one of its entries: one entry's title
+        # and another's journal make no claim any of them makes.
+        spans = {n: _entry_span(sentence, t) for n, t in passages.items()}
+        texts = [t[spans[n][0] : spans[n][1]] for n, t in passages.items()]
         joined = " ".join(texts)
         lowered = f" {joined.lower()} "
         numbers = untraced(sentence, texts)
@@ -244,7 +261,12 @@ class SupportChecker:
                 covered.add(stem)
         coverage = len(covered) / len(sentence_stems) if sentence_stems else 1.0
 
-        candidates = [ps for n, t in passages.items() for ps in passage_sentences(n, t)]
+        candidates = [
+            ps
+            for n, t in passages.items()
+            for ps in passage_sentences(n, t)
+            if spans[n][0] <= ps.start < spans[n][1]
+        ]
         sims = self._similarities(sentence, candidates)
         order = list(np.argsort(-sims)) if len(sims) else []
         best = [candidates[i] for i in order[:2]]

@@ -36,6 +36,12 @@ PASSAGE = (
             "The median PFS was 7.1 months versus 4.8 months (HR, 0.46).",
         ),
         ("Did ivonescimab prolong overall survival?", "Ivonescimab prolonged PFS."),
+        # Safety asked, efficacy answered
+        (
+            "What grade 3 adverse events occurred with drug A plus drug B?",
+            "Patients who received drug A plus drug B achieved a 40% overall response rate.",
+        ),
+        ("Which toxicities were seen with drug A?", "Drug A prolonged median PFS to 9 months."),
         # The trial's figures where the population was asked for
         (
             "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?",
@@ -105,6 +111,11 @@ def test_off_target_answers_are_told_from_empty_ones(
             "What was the overall survival?",
             "Overall survival data were not reported at the data cutoff.",
             "Overall survival data were not reported at the data cutoff.",
+        ),
+        (
+            "Was drug A associated with grade 3 or higher toxicity?",
+            "No severe treatment-related adverse events were reported with drug A.",
+            "no severe treatment-related adverse events were reported with drug A",
         ),
         (
             "Were severe adverse events reported?",
