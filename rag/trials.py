@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rag.answer.passages import is_reference_list
+from rag.text.bibliography import is_reference_list
 from rag.text.entities import named_entities
 from rag.text.sentences import passage_sentences
 from rag.types import Document

@@ -18,6 +18,7 @@ from rag.schemas import (
     Evidence,
 )
 from rag.settings import AnswerSettings
+from rag.text.bibliography import is_reference_list
 from rag.text.sentences import content_stems, passage_sentences
 from rag.types import Filters, Hit
 
@@ -31,18 +32,6 @@ _NAMED_KIND = re.compile(
     r"\bthe\s+(?:[\w-]+\s+){0,3}?(review|case report|news (?:piece|article|story|report))\b",
     re.I,
 )
-_REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|ref-list)$", re.I)
-# "doi:10.1200/...", "2024;42(suppl 16):8508", "Zhang L, Feng W, Zhao Y, et al. Ivonescimab"
-_CITATION_MARK = re.compile(
-    r"\bdoi:\s*10\.\d{4,}|\b(?:19|20)\d\d;\s*\d+(?:\s*\([^)]{1,20}\))?:\s*\w+|\bet al\.\s+[A-Z*]"
-)
-
-
-def is_reference_list(section: tuple[str, ...], text: str = "") -> bool:
-    """A bibliography, by its heading or, in documents without one, by its citation marks."""
-    if any(_REFERENCE_SECTION.match(part.strip()) for part in section):
-        return True
-    return len(_CITATION_MARK.findall(text)) >= 3
 
 
 def term_coverage(question: str, passages: list[str]) -> float:

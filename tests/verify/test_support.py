@@ -176,3 +176,31 @@ def test_a_phase_in_roman_numerals_is_the_same_phase() -> None:
         .check("The phase 2 trial is recruiting.", {1: passage})
         .untraced_numbers
     ] == ["2"]
+
+
+BIBLIOGRAPHY = (
+    "7. Okafor N, Lindqvist P, Moreau A, et al. Tebentafusp plus durvalumab in uveal melanoma: "
+    "a phase 2 trial. *Lancet Oncol*. 2023;24(5):512-520. doi:10.1016/S1470-2045(23)00101-1. "
+    "8. Brandt K, Ivanova S, et al. Dual MEK and SHP2 inhibition for KRAS-mutant colorectal "
+    "cancer."
+)
+
+
+def test_a_reference_list_backs_a_claim_only_through_one_entry(checker: SupportChecker) -> None:
+    """Entry 8's title with entry 7's journal is a claim no entry makes; entry 7 alone holds."""
+    from rag.text.bibliography import reference_entries
+
+    assert [BIBLIOGRAPHY[a : a + 2] for a, _ in reference_entries(BIBLIOGRAPHY)] == ["7.", "8."]
+    stitched = checker.check(
+        "The study of dual MEK and SHP2 inhibition was published in *Lancet Oncol*.",
+        {1: BIBLIOGRAPHY},
+    )
+    assert stitched.verdict == "unsupported"
+    assert any("Lancet" in r for r in stitched.reasons)
+    own = checker.check(
+        "The phase 2 trial of tebentafusp plus durvalumab was published in Lancet Oncol in 2023.",
+        {1: BIBLIOGRAPHY},
+    )
+    assert own.verdict == "supported", own.reasons
+    # Prose is read whole: nothing here is a reference list.
+    assert reference_entries("The median PFS was 7.1 months. 2. Patients were followed.") == []
