@@ -288,7 +288,8 @@ class Answerer(VerdictSteps):
         Only when its every sentence was dropped, and only for two failures that say the
         passages may still hold the answer: the draft repeats the prompt's worked example or
         names its made-up drug (the model answered the example), or it answers another
-        question (another endpoint; no population where one was asked for). A restatement or a
+        question (another endpoint; no population where one was asked for; the passage of
+        another trial or drug cited while one about the asked one was given). A restatement or a
         reported absence is what the model writes when the passages do not answer; retrying
         those would give unanswerable questions a second chance to slip through.
         """

@@ -99,6 +99,41 @@ class Grounding:
                 return f"{number.text} is a figure of {owners[0]}, not of {named}"
         return None
 
+    def retarget_hint(
+        self, sentence: str, citations: Sequence[int], quotes: Sequence[tuple[int, int]] = ()
+    ) -> str | None:
+        """What a second draft should answer from, when a sentence cites a passage that is
+        not about a name the question gives, or is about it only by what came before it, and
+        other passages name it.
+
+        The 1.5B model, asked what kind of drug one agent is, wrote the sentence of the
+        trial in the next passage with the agent's name in it; asked a terse question about
+        one trial, it answered with the closing paragraph after it. The passage that answers
+        was in the prompt both times. None when no other passage names it (no retry helps).
+        """
+        cited = [self.cited[n] for n in citations if n in self.cited]
+        for entity in self.specific:
+            grounded = self._grounded(entity, citations, quotes)
+            if grounded and self._named(entity, sentence, cited):
+                continue
+            # Cited by inheritance: point at passages that name it. Cited off it: at those
+            # about it, inheritance included.
+            about = [
+                n
+                for n, c in self.cited.items()
+                if n not in citations
+                and (
+                    mentions(c.text, entity.text, self.aliases)
+                    or mentions(c.label, entity.text)
+                    or (not grounded and is_grounded(entity, c, self.aliases))
+                )
+            ]
+            if not about:
+                return None
+            refs = ", ".join(f"[{n}]" for n in about)
+            return f"Answer about {entity.text} only, from the passages that name it ({refs})."
+        return None
+
     def _named(self, entity: Entity, sentence: str, cited: Sequence[Cited]) -> bool:
         """The sentence, or a cited passage or its label, names ``entity`` itself."""
         texts = [sentence, *(c.text for c in cited), *(c.label for c in cited)]

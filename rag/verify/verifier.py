@@ -98,7 +98,12 @@ def _ground(checked: list[CheckedSentence], grounding: Grounding) -> None:
         quotes = [(q.passage, q.end) for q in s.quotes]
         problem = grounding.sentence_problem(s.text, s.citations, quotes)
         if problem is not None:
-            s.non_answer, s.off_target, s.dropped = problem, False, True
+            s.non_answer, s.dropped = problem, True
+            # Cited the passage of another trial or drug than the one asked (or one about it
+            # only by inheritance) while another passage names it: a second draft is told
+            # which passages to answer from.
+            s.hint = grounding.retarget_hint(s.text, s.citations, quotes)
+            s.off_target = s.hint is not None
     kept = [s for s in checked if not s.dropped]
     problem = grounding.answer_problem([n for s in kept for n in s.citations])
     if problem is not None:

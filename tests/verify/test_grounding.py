@@ -101,3 +101,28 @@ def test_a_closing_paragraph_is_not_an_answer_about_the_trial_before_it() -> Non
         question, named_entities(question), {1: Cited(text=BEFORE, label="", before="")}
     )
     assert named.sentence_problem("KODIAK-2 enrolled 420 patients.", [1]) is None
+    # The closing paragraph cited while the trial's own passage was given: a second draft is
+    # pointed at it; with no passage naming the trial, none is.
+    assert grounding.retarget_hint(closing, [3]) is None
+    grounding.cited[1] = Cited(text=BEFORE, label="Congress report", before="")
+    assert "([1])" in (grounding.retarget_hint(closing, [3]) or "")
+
+
+def test_a_sentence_from_another_trials_passage_earns_a_retargeted_second_draft(
+    embedder,
+) -> None:
+    """The passage about the trial asked was in the prompt: the second draft is told which."""
+    verifier = Verifier(SupportChecker(embedder.embed))
+    question = "What did KODIAK-2 show for lenvoximab?"
+    result = verifier.run(
+        "Lenvoximab monotherapy showed an objective response rate of 18% [2].",
+        {1: KODIAK, 2: OTHER},
+        question,
+        grounding=_grounding(question),
+    )
+    assert not result.kept
+    assert result.off_target
+    assert result.hint is not None and "KODIAK-2" in result.hint and "[1]" in result.hint
+    # No passage about the trial asked: nothing to retarget to, so no second draft.
+    lone = Grounding(question, named_entities(question), {2: Cited(OTHER, "Congress report")})
+    assert lone.retarget_hint("Lenvoximab showed an 18% response rate.", [2]) is None
