@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag.text.entities import Cited, named_entities
-from rag.verify import SupportChecker, Verifier
+from rag.verify import SupportChecker, Verification, Verifier
 from rag.verify.grounding import Grounding
 
 BEFORE = (
@@ -50,14 +50,17 @@ def test_a_gene_or_disease_asked_must_be_in_some_cited_passage() -> None:
     assert _grounding("What was the median PFS in KODIAK-2?").answer_problem([1]) is None
 
 
-def test_the_verifier_drops_what_grounding_refuses(embedder) -> None:
+def _verified(embedder, question: str, draft: str) -> Verification:
+    """``draft`` verified against both congress passages, grounded on ``question``."""
     verifier = Verifier(SupportChecker(embedder.embed))
-    question = "What overall survival hazard ratio did KODIAK-2 report?"
-    result = verifier.run(
+    return verifier.run(draft, {1: KODIAK, 2: OTHER}, question, grounding=_grounding(question))
+
+
+def test_the_verifier_drops_what_grounding_refuses(embedder) -> None:
+    result = _verified(
+        embedder,
+        "What overall survival hazard ratio did KODIAK-2 report?",
         "Overall survival did not differ (HR, 0.97; P = .62) [2].",
-        {1: KODIAK, 2: OTHER},
-        question,
-        grounding=_grounding(question),
     )
     assert result.sentences and not result.kept
     assert "not about KODIAK-2" in (result.sentences[0].non_answer or "")
@@ -112,13 +115,9 @@ def test_a_sentence_from_another_trials_passage_earns_a_retargeted_second_draft(
     embedder,
 ) -> None:
     """The passage about the trial asked was in the prompt: the second draft is told which."""
-    verifier = Verifier(SupportChecker(embedder.embed))
     question = "What did KODIAK-2 show for lenvoximab?"
-    result = verifier.run(
-        "Lenvoximab monotherapy showed an objective response rate of 18% [2].",
-        {1: KODIAK, 2: OTHER},
-        question,
-        grounding=_grounding(question),
+    result = _verified(
+        embedder, question, "Lenvoximab monotherapy showed an objective response rate of 18% [2]."
     )
     assert not result.kept
     assert result.off_target
