@@ -5,7 +5,8 @@ not hold, restate the question ("The dose of itacitinib was given in the phase 2
 or report an absence ("The adverse events were not reported [3]."). Both pass the support
 check — every word is in the passage or the question — yet the reader learns nothing, and the
 honest output is the abstention with the closest passages. These hard rules cover shapes a
-pattern can name (an absence, another endpoint, no number for "how many", a restatement);
+pattern can name (an absence, another endpoint, no number for "how many", no time for "when"
+a trial reads out, no place for "where" it runs, a restatement);
 whether a sentence answers at all is the trained judge's call (``rag.verify.judge``).
 """
 
@@ -45,6 +46,46 @@ _POPULATION = re.compile(
     r"mutat\w*|\w+-positive|\w+-negative|express\w*|pd-l1|egfr|alk|kras|ros1|smokers?|"
     r"treatment-na[iï]ve|pretreated|previously\s+treated|resistan\w*|eligible)\b",
     re.I,
+)
+# "When will the trial read out?", "in which year was it published?": the answer is a date or
+# a time. Only "when" about a dated event: "when are patients eligible?" is answered by a
+# condition. "Where ...?", "in which country": a place, and a registry id is none ("the study
+# was run at NCT03425006").
+_WHEN_QUESTION = re.compile(
+    r"^\W*when\b.*\b(?:will|expected|read\w*\s+out|report\w*|start\w*|begin|began|begun|"
+    r"open\w*|clos\w*|complet\w*|finish\w*|end(?:s|ed)?|publish\w*|present\w*|approv\w*|held|"
+    r"take\s+place|took\s+place|launch\w*|initiat\w*|enrol\w*|accru\w*|available)\b|"
+    r"\b(?:in|on|by)\s+(?:what|which)\s+(?:year|date|month|day)\b|"
+    r"\bwhat\s+(?:year|date|month|day)\b",
+    re.I,
+)
+_TIME = re.compile(
+    r"\b(?:1[89]|20)\d\d\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+"
+    r"\d|\b(?:january|february|march|april|june|july|august|september|october|november|"
+    r"december|spring|summer|autumn|fall|winter|quarter|days?|weeks?|months?|years?|"
+    r"after|before|during|following|until|since|prior|upon|once|first-line|second-line|"
+    r"(?:first|second|third|later)\s+line|at\s+(?:diagnosis|progression|relapse|baseline|"
+    r"the\s+time))\b",
+    re.I,
+)
+# Only "where" about where a study, meeting or person is: "where is the protein localized?"
+# is answered by "in the nucleus" (BioASQ tuning half: a capitalised-place rule flagged 7 of
+# 10 right answers there).
+_WHERE_QUESTION = re.compile(
+    r"^\W*where\b.*\b(?:conducted|run|held|presented|recruit\w*|enrol\w*|based|treated|"
+    r"take\s+place|took\s+place|carried\s+out|published|launched|approved|sold|available)\b|"
+    r"\b(?:in|at)\s+(?:what|which)\s+(?:countr(?:y|ies)|cit(?:y|ies)|centers?|centres?|"
+    r"hospitals?|institutions?|regions?)\b",
+    re.I,
+)
+# A citation's year is no answer to "when": "(Liu et al., 2025)".
+_CITATION_ASIDE = re.compile(r"\([^()]*\bet al\b[^()]*\)")
+_PLACE = re.compile(
+    r"\b(?:[Ii]n|[Aa]t|[Ff]rom|[Aa]cross|[Tt]hroughout|[Ww]ithin)\s+(?:the\s+)?(?:\d{4}\s+)?"
+    r"(?!NCT\d)[A-Z][\w.-]*|"
+    r"(?i:\b(?:cent(?:er|re)s?|hospitals?|institut\w*|universit\w*|clinics?|countr(?:y|ies)|"
+    r"sites?|regions?|nationwide|worldwide|international\w*|multi-?cent\w*|congress|"
+    r"meeting|conference|symposium)\b)"
 )
 # "phase 2", "stage IV", "grade 3": labels, not quantities.
 _LABEL_NUMBER = re.compile(r"\b(phase|stage|grade|cohort|arm|part|step|line)\s*$", re.I)
@@ -89,6 +130,21 @@ def non_answer_reason(
             "the question asks which patients and the sentence names none",
             off_target=True,
             hint="Answer with the patients (who they were).",
+        )
+    context = f"{sentence} {answer}"
+    if _WHEN_QUESTION.search(question) and not _TIME.search(_CITATION_ASIDE.sub(" ", context)):
+        # "When will the trial read out?" answered with what the trial compares.
+        return NonAnswer(
+            "the question asks when and the sentence gives no time",
+            off_target=True,
+            hint="Answer with the time or date the passages give.",
+        )
+    if _WHERE_QUESTION.search(question) and not _PLACE.search(context):
+        # "Where is the trial enrolling?" answered with its design, or "at NCT03425006".
+        return NonAnswer(
+            "the question asks where and the sentence names no place",
+            off_target=True,
+            hint="Answer with the place the passages give.",
         )
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim

@@ -42,6 +42,17 @@ PASSAGE = (
             "Patients who received drug A plus drug B achieved a 40% overall response rate.",
         ),
         ("Which toxicities were seen with drug A?", "Drug A prolonged median PFS to 9 months."),
+        # "When" about a dated event answered with no time; "where" a study ran, with no place
+        (
+            "When will the phase 3 trial of drug A read out?",
+            "The phase 3 trial of drug A is under evaluation against docetaxel (Liu et al., 2025).",
+        ),
+        ("In which year was the trial published?", "The trial was published in J Clin Oncol."),
+        ("Where was the phase 2 study of drug A run?", "The study was run at NCT01234567."),
+        (
+            "Where is the drug A trial enrolling patients?",
+            "The trial is enrolling patients in a phase 3 study comparing it with docetaxel.",
+        ),
         # The trial's figures where the population was asked for
         (
             "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?",
@@ -112,6 +123,15 @@ def test_off_target_answers_are_told_from_empty_ones(
             "Overall survival data were not reported at the data cutoff.",
             "Overall survival data were not reported at the data cutoff.",
         ),
+        # A time, a place, or a condition where "when" asks for one
+        ("When were the findings presented?", "At the 2025 annual meeting.", ""),
+        ("When did the congress take place?", "It was held from July 25 to July 27.", ""),
+        ("When are patients eligible?", "Patients with secondary resistance are eligible.", ""),
+        ("Where is the trial enrolling?", "It is recruiting in North America and Europe.", ""),
+        ("Where is Dr. X based?", "Dr. X is Chief of Oncology at Fox Chase Cancer Center.", ""),
+        ("Where were the results presented?", "They were presented during the ASCO meeting.", ""),
+        # Where a protein sits is no study's site: "in the mitochondria" answers it.
+        ("Where is the protein localized?", "It is found in the mitochondria.", ""),
         (
             "Was drug A associated with grade 3 or higher toxicity?",
             "No severe treatment-related adverse events were reported with drug A.",
