@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import is_reference_list
+from rag.text.bibliography import is_reference_list
 from rag.types import Filters
 
 

@@ -5,13 +5,12 @@
 """
 
 from rag.answer.answerer import ABSTAIN_TEXT, OFF_TARGET_REASON, RETRY_REASON, Answerer
-from rag.answer.passages import is_reference_list, term_coverage
+from rag.answer.passages import term_coverage
 
 __all__ = [
     "ABSTAIN_TEXT",
     "OFF_TARGET_REASON",
     "RETRY_REASON",
     "Answerer",
-    "is_reference_list",
     "term_coverage",
 ]

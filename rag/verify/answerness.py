@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from rag.text.sentences import content_stems
-from rag.verify.numbers import extract_numbers
+from rag.verify.numbers import extract_numbers, numbers_a_label
 from rag.verify.support import endpoints
 
 _WH_QUESTION = re.compile(r"^\W*(what|which|who|whom|whose|when|where|why|how)\b", re.I)
@@ -87,8 +87,6 @@ _PLACE = re.compile(
     r"sites?|regions?|nationwide|worldwide|international\w*|multi-?cent\w*|congress|"
     r"meeting|conference|symposium)\b)"
 )
-# "phase 2", "stage IV", "grade 3": labels, not quantities.
-_LABEL_NUMBER = re.compile(r"\b(phase|stage|grade|cohort|arm|part|step|line)\s*$", re.I)
 # "(NCT03425006)", "(HR, 0.46)" — asides, not the content a question asked for.
 _PARENTHETICAL = re.compile(r"\([^()]*\)")
 _TRIVIAL = {"studi", "trial", "report", "show", "describ", "state", "mention", "document"}
@@ -154,7 +152,7 @@ def non_answer_reason(
         for n in extract_numbers(sentence)
         if n.kind != "trial-id"
         and n.canonical not in given
-        and not _LABEL_NUMBER.search(sentence[: n.start])
+        and not numbers_a_label(sentence, n.start)  # "phase 2", "grade 3": labels
     ]
     if _QUANTITY_QUESTION.search(question) and not quantities:
         return NonAnswer("the question asks for a quantity and the sentence gives none")

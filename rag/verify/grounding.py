@@ -22,7 +22,6 @@ from rag.text.sentences import content_stems
 from rag.verify.numbers import extract_numbers, inside_name, numbers_a_label, strip_citations
 
 SPECIFIC = frozenset({"trial", "trial-id", "drug"})
-_LABEL = re.compile(r"\b(?:phase|stage|grade|cohort|arm|part|step|line|type|level)\s*$", re.I)
 _YEAR = re.compile(r"(?:19|20)\d\d")
 # Words every question about a study shares with any sentence about one.
 _GENERIC = frozenset({"studi", "trial", "phase", "patient", "report", "result", "treatment"})
@@ -82,7 +81,7 @@ class Grounding:
                 continue
             if inside_name(clean, number.start, number.end):
                 continue  # the 1 of "PD-1" is no trial's figure
-            if _LABEL.search(clean[: number.start]) or _YEAR.fullmatch(number.text):
+            if numbers_a_label(clean, number.start) or _YEAR.fullmatch(number.text):
                 continue  # "phase 2", "stage IV", "(Mathew et al., 2024)": not a result
             owners: list[str] = []
             for c in cited:

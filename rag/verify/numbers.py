@@ -18,7 +18,7 @@ _P_VALUE = re.compile(
 )
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b", re.I)
 # Roman numerals that number a phase, stage, grade or line ("phase III" is "phase 3").
-_LABEL = r"(?:phase|stage|grade|line|cycle|part|type|arm|cohort|step)"
+_LABEL = r"(?:phase|stage|grade|line|cycle|part|type|level|arm|cohort|step)"
 _NUMERALS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x")
 _ROMAN = {numeral: value for value, numeral in enumerate(_NUMERALS, start=1)}
 _LABELLED_ROMAN = re.compile(rf"\b{_LABEL}\s*[-–]?\s*(x|ix|iv|v?i{{1,3}}|v)\b", re.I)
@@ -107,11 +107,6 @@ def roman_value(word: str) -> int | None:
     return _ROMAN.get(word.lower()) if word.isupper() else None
 
 
-def labelled_romans(text: str) -> set[str]:
-    """Arabic values of the Roman numerals that number a phase, stage or grade in ``text``."""
-    return {str(_ROMAN[m.group(1).lower()]) for m in _LABELLED_ROMAN.finditer(text)}
-
-
 _LABEL_BEFORE = re.compile(rf"\b{_LABEL}\s*[-–]?\s*$", re.I)
 
 
@@ -123,7 +118,7 @@ def numbers_a_label(text: str, start: int) -> bool:
 
 def labelled(text: str, value: int) -> bool:
     """Whether ``text`` numbers a phase, stage, grade... with ``value``, in either notation."""
-    if str(value) in labelled_romans(text):
+    if any(_ROMAN[m.group(1).lower()] == value for m in _LABELLED_ROMAN.finditer(text)):
         return True
     return bool(re.search(rf"\b{_LABEL}\s*[-–]?\s*{value}\b", text, re.I))
 
