@@ -16,13 +16,14 @@ from dataclasses import dataclass
 import blingfire
 
 from rag.settings import ChunkSettings
+from rag.text.bibliography import is_reference_list, reference_entries
 from rag.types import Chunk, Document, Span
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 # Bumped whenever the same settings would cut different chunks; indexes record it and cached
 # benchmark/eval indexes are keyed by it.
-ALGORITHM = "sections>paragraphs>sentences/v2"
+ALGORITHM = "sections>paragraphs>sentences/v3"  # v3: a reference list, entry by entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class Chunker:
 
     def run(self, doc: Document) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for section_spans in _sections(doc.spans):
+        for section_spans in _entry_groups(doc.text, _sections(doc.spans)):
             units = self._units(doc.text, section_spans)
             # Spans are sorted and disjoint: bisect instead of a scan per chunk (a document of
             # 300,000 one-line paragraphs took minutes with the scan).
@@ -193,6 +194,48 @@ def _sections(spans: list[Span]) -> list[list[Span]]:
             groups.append([])
         groups[-1].append(span)
     return [g for g in groups if g]
+
+
+def _entry_groups(text: str, groups: list[list[Span]]) -> list[list[Span]]:
+    """Groups with each reference-list entry made a group of its own.
+
+    Packed together, five unrelated entries make one chunk whose embedding and BM25 length
+    belong to none of them: a question about one trial's design or first author, answered only
+    by its entry, did not retrieve it. An entry is one paper's record, so it is one chunk.
+    """
+    out: list[list[Span]] = []
+    for group in groups:
+        run: list[Span] = []
+        for span in group:
+            if not _is_bibliography(text, span):
+                run.append(span)
+                continue
+            if run:
+                out.append(run)
+                run = []
+            out.extend([piece] for piece in _entries(text, span))
+        if run:
+            out.append(run)
+    return out
+
+
+def _is_bibliography(text: str, span: Span) -> bool:
+    return is_reference_list(span.section, text[span.start : span.end])
+
+
+def _entries(text: str, span: Span) -> list[Span]:
+    """``span`` cut at its entries; a lead-in ("References:") stays with the first entry."""
+    bounds = reference_entries(text[span.start : span.end])
+    if len(bounds) < 2:
+        return [span]
+    if text[span.start : span.end].lstrip()[:1] not in "[0123456789":  # a lead-in
+        bounds = [(0, bounds[1][1]), *bounds[2:]]
+    pieces = []
+    for a, b in bounds:
+        a, b = _trim(text, span.start + a, span.start + b)
+        if b > a:
+            pieces.append(Span(a, b, span.kind, span.section, span.page))
+    return pieces or [span]
 
 
 def _lines(text: str, span: Span) -> list[tuple[int, int]]:

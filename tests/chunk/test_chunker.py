@@ -112,3 +112,26 @@ def test_list_markers_and_abbreviations_do_not_cut_a_sentence(embedder) -> None:
     for c in chunks:
         assert c.text.startswith(("Patients were included", "The median overall"))
         assert c.text.endswith(("placebo.", "= .009)."))
+
+
+def test_a_reference_list_is_chunked_entry_by_entry(embedder) -> None:
+    """Entries packed together retrieve as none of them; each entry is one chunk, and the
+    prose before the list is packed as before."""
+    entries = [
+        f"{i}. Author{c} A, Writer B, et al. Trial {c}-{i}: a randomized study of drug {c} "
+        f"versus placebo. *J Clin Oncol*. 202{i};4{i}(suppl 16):85{i}0. doi:10.1200/JCO.{i}."
+        for i, c in enumerate("PQRS", start=1)
+    ]
+    prose = "The trial met its primary endpoint. Median PFS was 7.1 months in the drug arm."
+    loaded = LoadedDocument(
+        [Block(prose, "paragraph"), Block("References: " + " ".join(entries), "paragraph")],
+        DocMeta(),
+        "text",
+    )
+    doc = build_document(loaded, doc_id="bib", source="bib")
+    chunks = Chunker(ChunkSettings(max_tokens=256, overlap_tokens=32), embedder.count_tokens).run(
+        doc
+    )
+    assert [c.text for c in chunks] == [prose, "References: " + entries[0], *entries[1:]]
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
