@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rag.text.bibliography import is_reference_list
@@ -21,6 +23,24 @@ def test_reference_list_without_a_heading_stays_out_of_the_prompt(seed_index) ->
     texts = _prompt_passages(seed_index, "Which JAK inhibitor was combined with pembrolizumab?")
     assert any("itacitinib" in t for t in texts)
     assert not any("doi:10.1200" in t for t in texts)
+
+
+def test_a_reference_entry_naming_the_asked_trial_reaches_the_prompt(seed_index) -> None:
+    # Entries are chunked one by one; the entry of the trial a question names is that trial's
+    # record (its design is in its title), while the other entries stay out.
+    entry = re.compile(r"^\d+\. [A-Z][a-z]+ [A-Z]{1,2}, ")  # "2. Zhang L, Feng W, ..."
+    texts = _prompt_passages(seed_index, "Was the ZEPHYR-2 trial double-blind?")
+    assert not any(entry.match(t) for t in texts)  # no entry names it
+    texts = _prompt_passages(seed_index, "Was HARMONi-A a randomized trial?")
+    entries = [t for t in texts if entry.match(t)]
+    assert entries and any("double-blind" in t for t in entries)
+    assert all("HARMONi-A" in t for t in entries)
+    # Entries left out do not leave the model short of passages: it looks further down.
+    answerer = seed_index.answerer
+    for question in ("What does ivonescimab target?", "Where was the KODIAK-2 trial run?"):
+        hits = answerer._retrieve(question, None, None, None).hits
+        assert len(hits) == answerer.settings.max_passages
+        assert not any(entry.match(h.chunk.text) for h in hits)
 
 
 def test_questions_about_a_document_get_its_byline(seed_index) -> None:

@@ -19,6 +19,7 @@ from rag.schemas import (
 )
 from rag.settings import AnswerSettings
 from rag.text.bibliography import is_reference_list
+from rag.text.entities import mentions, named_entities
 from rag.text.sentences import content_stems, passage_sentences
 from rag.types import Filters, Hit
 
@@ -97,7 +98,8 @@ class PassageSteps:
     def _retrieve(
         self, query: str, k: int | None, filters: Filters | None, rerank: bool | None
     ) -> Retrieval:
-        """Passages for the prompt; reference lists only when the question is about them.
+        """Passages for the prompt; reference lists only when the question is about them, or
+        an entry that names the trial the question names.
 
         A bibliography names every trial and drug of its article, so it ranks high lexically
         but answers nothing; a few spare hits replace it. A question about a document itself
@@ -109,16 +111,22 @@ class PassageSteps:
         if filters is None or filters.is_empty():  # an explicit filter wins over the wording
             named = self._named_kind(query)
             filters = named or filters
-        retrieval = self.retriever.run(query, k=k + 3, filters=filters, rerank=rerank)
-        if named is not None:
-            retrieval.hits = self._within_named(query, retrieval.hits, named, k + 3, rerank)
-        hits = retrieval.hits
-        if not _ASKS_FOR_REFERENCES.search(query):
-            hits = [h for h in hits if not is_reference_list(h.chunk.section, h.chunk.text)] or hits
-        else:
-            hits = self._with_bylines(hits)
-        retrieval.hits = hits[:k]
-        return retrieval
+        studies = [e.text for e in named_entities(query) if e.kind in ("trial", "trial-id")]
+        spare = 3
+        while True:
+            retrieval = self.retriever.run(query, k=k + spare, filters=filters, rerank=rerank)
+            if named is not None:
+                retrieval.hits = self._within_named(query, retrieval.hits, named, k + spare, rerank)
+            if _ASKS_FOR_REFERENCES.search(query):
+                retrieval.hits = self._with_bylines(retrieval.hits)[:k]
+                return retrieval
+            hits = [h for h in retrieval.hits if _not_bibliography_or_about(h, studies)]
+            # Entries are chunks of their own, so several can take the spare hits: look
+            # further rather than give the model fewer passages.
+            if len(hits) >= k or len(retrieval.hits) < k + spare or spare > 3 * k:
+                retrieval.hits = (hits or retrieval.hits)[:k]
+                return retrieval
+            spare += k
 
     def _named_kind(self, query: str) -> Filters | None:
         """A question about "the review" searches the reviews, when the index holds any.
@@ -218,3 +226,13 @@ class PassageSteps:
                 )
             )
         return out
+
+
+def _not_bibliography_or_about(hit: Hit, studies: list[str]) -> bool:
+    """Prose, or a reference entry naming a trial the question names: an entry is one
+    paper's record, and its title is often the only place the documents give that trial's
+    design or population ("a randomized, double-blind, phase 3 trial in EGFR-mutant ...")."""
+    chunk = hit.chunk
+    if not is_reference_list(chunk.section, chunk.text):
+        return True
+    return any(mentions(chunk.text, study) for study in studies)
