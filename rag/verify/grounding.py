@@ -62,10 +62,15 @@ class Grounding:
         cited = [self.cited[n] for n in citations if n in self.cited]
         if not cited or not self.entities:
             return None
+        # A passage cited beside the one the sentence's words come from does not make it
+        # about the asked trial: "As these studies progress, they hold the potential ... [1][2]"
+        # is the closing paragraph's [2], whatever trial [1] names.
+        backing = [n for n in citations if any(q == n for q, _ in quotes)] or list(citations)
         for entity in self.specific:
-            if not self._grounded(entity, citations, quotes):
+            if not self._grounded(entity, backing, quotes):
                 return f"the cited passage is not about {entity.text}, which the question names"
-        inherited = [e for e in self.specific if not self._named(e, sentence, cited)]
+        backed = [self.cited[n] for n in backing if n in self.cited]
+        inherited = [e for e in self.specific if not self._named(e, sentence, backed)]
         if inherited and not self._shares_the_ask(sentence, inherited):
             # The passage is about the entity only by what the document named before it (a
             # closing paragraph after a trial's), and the sentence says nothing the question

@@ -125,3 +125,27 @@ def test_a_sentence_from_another_trials_passage_earns_a_retargeted_second_draft(
     # No passage about the trial asked: nothing to retarget to, so no second draft.
     lone = Grounding(question, named_entities(question), {2: Cited(OTHER, "Congress report")})
     assert lone.retarget_hint("Lenvoximab showed an 18% response rate.", [2]) is None
+
+
+def test_a_passage_cited_beside_the_one_the_words_come_from_grounds_nothing() -> None:
+    """The sentence's words are the closing paragraph's; the trial's own passage cited next
+    to it does not make the sentence about the trial."""
+    closing = (
+        "As these studies progress, they may enhance treatment options in a field with "
+        "limited advances."
+    )
+    question = "Is KODIAK-2 still enrolling?"
+    grounding = Grounding(
+        question,
+        named_entities(question),
+        {
+            1: Cited(text=BEFORE, label="Congress report", before=""),
+            2: Cited(text=closing, label="Congress report", before=BEFORE + KODIAK + "\n\n"),
+        },
+    )
+    backing = [(2, len(closing))]
+    assert grounding.sentence_problem(closing, [1, 2], backing) is not None
+    # Quoted from the trial's own passage, the same citations are fine.
+    enrolled = "KODIAK-2 compared lenvoximab plus pemetrexed with pemetrexed alone."
+    assert grounding.sentence_problem(enrolled, [1, 2], [(1, len(BEFORE))]) is None
+
