@@ -148,4 +148,3 @@ def test_a_passage_cited_beside_the_one_the_words_come_from_grounds_nothing() ->
     # Quoted from the trial's own passage, the same citations are fine.
     enrolled = "KODIAK-2 compared lenvoximab plus pemetrexed with pemetrexed alone."
     assert grounding.sentence_problem(enrolled, [1, 2], [(1, len(BEFORE))]) is None
-
