@@ -122,9 +122,9 @@ def shown_figures(item: GoldItem, shown: str, passages: Sequence[str] = ()) -> l
     """Figures in a shown answer that are not the item's: for an unanswerable item every
     figure not in the question; for an answerable one every figure in none of its gold quotes
     nor in the cited passage sentences that hold a gold quote (a figure from another sentence,
-    often about another trial). Years, dates, ordinals, the digits of names and, for
-    answerable items, registry ids do not count. None when an answerable item has no gold
-    quotes."""
+    often about another trial). Years, dates, ordinals, labels (phase, stage, grade), the
+    digits of names and, for answerable items, registry ids do not count. None when an
+    answerable item has no gold quotes."""
     if item.answerable and not item.gold_quotes:
         return None
     from rag.verify.numbers import (
@@ -132,6 +132,7 @@ def shown_figures(item: GoldItem, shown: str, passages: Sequence[str] = ()) -> l
         day_of_month,
         extract_numbers,
         inside_name,
+        numbers_a_label,
         strip_citations,
     )
 
@@ -146,8 +147,10 @@ def shown_figures(item: GoldItem, shown: str, passages: Sequence[str] = ()) -> l
         if n.canonical not in allowed
         and not re.fullmatch(r"(?:19|20)\d\d", n.text)  # a year, as in "(Zhang et al., 2024)"
         and not (item.answerable and n.kind == "trial-id")  # the trial's own registry id
-        # Not figures at all: the digits of a name (PD-L1, JAK1), an ordinal, a date.
+        # Not figures at all: the digits of a name (PD-L1, JAK1), a label ("phase 3",
+        # "stage IV"), an ordinal, a date.
         and not inside_name(clean, n.start, n.end)
+        and not numbers_a_label(clean, n.start)
         and n.kind != "ordinal"
         and not day_of_month(clean, n.start)
     ]

@@ -135,6 +135,7 @@ def test_a_figure_outside_the_gold_quotes_counts_as_a_wrong_figure() -> None:
     assert shown_figures(GoldItem(id="z", question="What is X?", key_facts=["y"]), "9") is None
     # Names, ordinals and dates hold digits but no figure.
     assert shown_figures(item, "PD-L1-high patients on JAK1 inhibitors, July 25 at the 26th") == []
+    assert shown_figures(item, "The phase 3 trial A enrolled stage IV patients [1].") == []
     # A figure of the sentence that holds the gold quote is the asked trial's own.
     passage = "Trial B failed. The median PFS was 7.1 months (HR, 0.46; P < .001), ORR 62%."
     assert shown_figures(item, "ORR was 62% [1].", [passage]) == []
