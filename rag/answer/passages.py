@@ -111,22 +111,35 @@ class PassageSteps:
         if filters is None or filters.is_empty():  # an explicit filter wins over the wording
             named = self._named_kind(query)
             filters = named or filters
+        if _ASKS_FOR_REFERENCES.search(query):
+            retrieval = self._pool(query, k + 3, filters, named, rerank)
+            retrieval.hits = self._with_bylines(retrieval.hits)[:k]
+            return retrieval
         studies = [e.text for e in named_entities(query) if e.kind in ("trial", "trial-id")]
-        spare = 3
+        pool = k + 3
         while True:
-            retrieval = self.retriever.run(query, k=k + spare, filters=filters, rerank=rerank)
-            if named is not None:
-                retrieval.hits = self._within_named(query, retrieval.hits, named, k + spare, rerank)
-            if _ASKS_FOR_REFERENCES.search(query):
-                retrieval.hits = self._with_bylines(retrieval.hits)[:k]
-                return retrieval
+            retrieval = self._pool(query, pool, filters, named, rerank)
             hits = [h for h in retrieval.hits if _not_bibliography_or_about(h, studies)]
             # Entries are chunks of their own, so several can take the spare hits: look
             # further rather than give the model fewer passages.
-            if len(hits) >= k or len(retrieval.hits) < k + spare or spare > 3 * k:
+            if len(hits) >= k or len(retrieval.hits) < pool or pool > 4 * k:
                 retrieval.hits = (hits or retrieval.hits)[:k]
                 return retrieval
-            spare += k
+            pool += k
+
+    def _pool(
+        self,
+        query: str,
+        n: int,
+        filters: Filters | None,
+        named: Filters | None,
+        rerank: bool | None,
+    ) -> Retrieval:
+        """The top ``n`` hits, within the named kind of document when the question names one."""
+        retrieval = self.retriever.run(query, k=n, filters=filters, rerank=rerank)
+        if named is not None:
+            retrieval.hits = self._within_named(query, retrieval.hits, named, n, rerank)
+        return retrieval
 
     def _named_kind(self, query: str) -> Filters | None:
         """A question about "the review" searches the reviews, when the index holds any.

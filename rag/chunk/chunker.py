@@ -225,10 +225,11 @@ def _is_bibliography(text: str, span: Span) -> bool:
 
 def _entries(text: str, span: Span) -> list[Span]:
     """``span`` cut at its entries; a lead-in ("References:") stays with the first entry."""
-    bounds = reference_entries(text[span.start : span.end])
+    body = text[span.start : span.end]
+    bounds = reference_entries(body)
     if len(bounds) < 2:
         return [span]
-    if text[span.start : span.end].lstrip()[:1] not in "[0123456789":  # a lead-in
+    if body.lstrip()[:1] not in "[0123456789":  # a lead-in
         bounds = [(0, bounds[1][1]), *bounds[2:]]
     pieces = []
     for a, b in bounds:

@@ -65,7 +65,8 @@ class Grounding:
         # A passage cited beside the one the sentence's words come from does not make it
         # about the asked trial: "As these studies progress, they hold the potential ... [1][2]"
         # is the closing paragraph's [2], whatever trial [1] names.
-        backing = [n for n in citations if any(q == n for q, _ in quotes)] or list(citations)
+        quoted = {n for n, _ in quotes}
+        backing = [n for n in citations if n in quoted] or list(citations)
         for entity in self.specific:
             if not self._grounded(entity, backing, quotes):
                 return f"the cited passage is not about {entity.text}, which the question names"
