@@ -8,6 +8,7 @@ Screenshots go to artifacts/screenshots/.
 from __future__ import annotations
 
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,7 +26,7 @@ ANSWER_TIMEOUT_MS = 420_000  # CPU generation on a shared machine
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from rag.api.launch import ServerProcess
 
     root = tmp_path_factory.mktemp("ui-server")
@@ -35,7 +36,48 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         overrides=["generate.max_new_tokens=32"],
         extra_args=["--preload"],
     ) as running:
-        yield running.url
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(server_process) -> str:
+    return server_process.url
+
+
+def _ask(page, question: str) -> None:
+    """Type and send ``question``; the chat shows it at once when the click reached the app.
+
+    A click that never reached it (nothing shown) is sent again once, with a warning, as a
+    user would click again; what follows is then checked as usual.
+    """
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    shown = "([q]) => document.querySelector('#rag-chat').innerText.includes(q)"
+    for attempt in range(2):
+        page.fill("#rag-question textarea", question)
+        page.click("#rag-ask")
+        try:
+            page.wait_for_function(shown, arg=[question], timeout=30_000)
+            return
+        except PageTimeout:
+            if attempt:
+                raise
+            warnings.warn("the first Ask click did not reach the app; sent again", stacklevel=2)
+
+
+def _wait_or_explain(page, selector: str, timeout_ms: int, server_process) -> None:
+    """Wait for ``selector``; on a timeout, fail with what the page and the server show."""
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    try:
+        page.wait_for_selector(selector, timeout=timeout_ms)
+    except PageTimeout:
+        _shot(page, "timeout")
+        chat = page.inner_html("#rag-chat")[-3000:] if page.locator("#rag-chat").count() else ""
+        pytest.fail(
+            f"{selector} not shown in {timeout_ms / 1000:.0f} s\n--- chat ---\n{chat}\n"
+            f"--- server log ---\n{server_process.log_tail(80)}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -111,16 +153,15 @@ def _assert_local(requests: list[str]) -> None:
     assert not outside, f"requests left 127.0.0.1: {outside[:10]}"
 
 
-def test_gradio_chat_streams_a_cited_answer(server: str, page) -> None:
+def test_gradio_chat_streams_a_cited_answer(server: str, server_process, page) -> None:
     page.goto(server + "/", wait_until="load")
     page.wait_for_selector("#rag-question textarea", timeout=60_000)
     _shot(page, "ui-start")
     page.evaluate(WATCH, [None, ["#rag-chat .rag-evidence", "#rag-chat .rag-draft", ".rag-answer"]])
-    page.fill("#rag-question textarea", QUESTION)
-    page.click("#rag-ask")
+    _ask(page, QUESTION)
 
     # Evidence arrives first, in the chat and the sources panel, before the answer.
-    page.wait_for_selector("#rag-chat .rag-evidence", timeout=120_000)
+    _wait_or_explain(page, "#rag-chat .rag-evidence", 120_000, server_process)
     _shot(page, "ui-evidence")
 
     # Then the verified answer replaces the draft; its [n] markers link to source cards.
