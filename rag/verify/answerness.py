@@ -59,13 +59,17 @@ _WHEN_QUESTION = re.compile(
     r"\bwhat\s+(?:year|date|month|day)\b",
     re.I,
 )
+# The answer to "when did it start / will it read out" is a date: a year, a month, a season or
+# quarter, or a span from now ("within two years"). A condition ("after progression on an
+# EGFR TKI", "in the first line") answers "when are patients eligible", which the question
+# pattern leaves out; as a time it let a trial's design answer when it began enrolling, and
+# a bare duration ("7.1 months") let its survival figures answer when it would read out.
 _TIME = re.compile(
     r"\b(?:1[89]|20)\d\d\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+"
     r"\d|\b(?:january|february|march|april|june|july|august|september|october|november|"
-    r"december|spring|summer|autumn|fall|winter|quarter|days?|weeks?|months?|years?|"
-    r"after|before|during|following|until|since|prior|upon|once|first-line|second-line|"
-    r"(?:first|second|third|later)\s+line|at\s+(?:diagnosis|progression|relapse|baseline|"
-    r"the\s+time))\b",
+    r"december|spring|summer|autumn|fall|winter|quarter|[1-4]q|q[1-4]|h[12])\b|"
+    r"\b(?:in|within|after|by|over)\s+(?:the\s+(?:next|past|last|first)\s+)?"
+    r"(?:\d+|a|an|one|two|three|four|five|six|several|few)\s+(?:days?|weeks?|months?|years?)\b",
     re.I,
 )
 # Only "where" about where a study, meeting or person is: "where is the protein localized?"
@@ -78,7 +82,69 @@ _WHERE_QUESTION = re.compile(
     r"hospitals?|institutions?|regions?)\b",
     re.I,
 )
+# "What was the median follow-up?", "how many patients were enrolled?": the question asks for
+# one measure, and a sentence of other figures does not answer it ("The median PFS was 11.1
+# months", a trial's registry number). Each family: what in a question asks for the measure,
+# and what an answer that gives it says. Endpoints have their own check (``endpoints``).
+_MEASURES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
+    (
+        "follow-up",
+        re.compile(
+            r"\b(?:median|mean|average|duration of|length of|how long)\s+(?:was\s+|were\s+|is\s+)?"
+            r"(?:the\s+)?follow[- ]?up\b|\bhow long\b.*\bfollowed\b",
+            re.I,
+        ),
+        re.compile(r"\bfollow(?:ed)?[- ]?ups?\b|\bfollowed\b", re.I),  # not "following"
+    ),
+    (
+        "dose",
+        re.compile(r"\b(?:doses?|dosage|dosing)\b", re.I),
+        re.compile(
+            r"\b(?:doses?|dosage|dosing|dosed|mg|mcg|µg|μg|g|gy|iu|units?|ml)\b|/\s*(?:kg|m2|m²)|"
+            r"\d\s*(?:mg|gy|µg|μg)",
+            re.I,
+        ),
+    ),
+    (
+        "age",
+        re.compile(r"\b(?:(?:median|mean|average)\s+age|how old|what age|age of)\b", re.I),
+        re.compile(r"\b(?:age[ds]?|years?[- ]old|yrs?|years)\b", re.I),
+    ),
+    (
+        "number of people",
+        re.compile(
+            r"\bhow many\s+(?:\w+\s+){0,2}?(?:patients|participants|subjects|people|"
+            r"individuals|women|men|children|adults|volunteers)\b|\bnumber of\s+(?:\w+\s+)?"
+            r"(?:patients|participants|subjects|people|individuals)\b|\bsample size\b",
+            re.I,
+        ),
+        # A count of people, not a rate among them: "a 62% response rate in patients with
+        # high PD-L1" does not say how many were treated.
+        re.compile(
+            r"(?<!phase )(?<!grade )(?<!stage )(?<!cycle )(?<!arm )"
+            r"\b\d[\d,]*(?![\d.,]*\s*%)\s+(?:[\w-]+\s+){0,3}?(?:patients?|participants?|"
+            r"subjects?|people|persons?|individuals?|women|men|children|adults|volunteers|cases)\b|"
+            r"\b(?:enrol\w*|randomi[sz]\w*|recruit\w*|accru\w*|included|total of|n\s*=)\s*"
+            r"(?:[\w-]+\s+){0,2}?\d[\d,]*\b(?![\d.,]*\s*%)",
+            re.I,
+        ),
+    ),
+    (
+        "hazard ratio",
+        re.compile(r"\bhazard ratios?\b|\bHRs?\b"),
+        re.compile(r"\bhazard ratios?\b|\bHRs?\b|\brisk of\b", re.I),
+    ),
+)
+_ASKS_WHAT = re.compile(r"\b(?:what|which|how|give|report)\b", re.I)
 # A citation's year is no answer to "when": "(Liu et al., 2025)".
+_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
+# Where a passage's year is a citation's: "(Mathew et al., 2024)", "Science. 2024;384(6702)",
+# a DOI. "When did the study complete enrolment?" answered "in 2024" from those is a
+# publication year taken for the event's date.
+_CITATION_YEARS = re.compile(
+    r"\([^()]*\bet al\b[^()]*\)|\b(?:1[89]|20)\d\d\s*;\s*\d|\bdoi:\s*\S+|\b10\.\d{4,}/\S+", re.I
+)
+_ASKS_PUBLICATION = re.compile(r"\b(?:publish\w*|appear\w*|print\w*|journal)\b", re.I)
 _CITATION_ASIDE = re.compile(r"\([^()]*\bet al\b[^()]*\)")
 _PLACE = re.compile(
     r"\b(?:[Ii]n|[Aa]t|[Ff]rom|[Aa]cross|[Tt]hroughout|[Ww]ithin)\s+(?:the\s+)?(?:\d{4}\s+)?"
@@ -100,6 +166,29 @@ class NonAnswer:
     # A restatement or a reported absence is what a model writes when they do not.
     off_target: bool = False
     hint: str | None = None  # what the second draft is told to answer with
+
+
+def citation_year_as_date(sentence: str, cited_text: str) -> str | None:
+    """The year ``sentence`` gives as its only date when ``cited_text`` holds that year only
+    as a citation's (an "et al." aside, a journal's year;volume, a DOI), else None."""
+    bare = _CITATION_ASIDE.sub(" ", sentence)
+    times = [m.group(0) for m in _TIME.finditer(bare)]
+    if not times or not all(_YEAR.fullmatch(t) for t in times):
+        return None  # a month, a season or a span is a date of its own
+    outside = set(_YEAR.findall(_CITATION_YEARS.sub(" ", cited_text)))
+    cited_only = [t for t in times if t not in outside]
+    return cited_only[0] if len(cited_only) == len(times) else None
+
+
+def missing_measure(question: str, answer: str) -> str | None:
+    """The measure ``question`` asks for (follow-up, dose, age, how many people, hazard
+    ratio) when ``answer`` never names it, else None."""
+    if not _ASKS_WHAT.search(question):
+        return None  # "Is high-dose X better?" is answered by the claim it asks about
+    for name, asked, said in _MEASURES:
+        if asked.search(question) and not said.search(answer):
+            return name
+    return None
 
 
 def non_answer_reason(
@@ -137,6 +226,10 @@ def non_answer_reason(
             off_target=True,
             hint="Answer with the time or date the passages give.",
         )
+    if _WHEN_QUESTION.search(question) and cited_text and not _ASKS_PUBLICATION.search(question):
+        year = citation_year_as_date(sentence, cited_text)
+        if year is not None:
+            return NonAnswer(f"gives {year}, which the cited passage has only as a citation's year")
     if _WHERE_QUESTION.search(question) and not _PLACE.search(context):
         # "Where is the trial enrolling?" answered with its design, or "at NCT03425006".
         return NonAnswer(
@@ -144,6 +237,18 @@ def non_answer_reason(
             off_target=True,
             hint="Answer with the place the passages give.",
         )
+    missing = missing_measure(question, context)
+    if missing is not None:
+        return NonAnswer(
+            f"the question asks for the {missing} and the sentence does not give it",
+            off_target=True,
+            hint=f"Answer with the {missing} the passages give.",
+        )
+    missing = missing_measure(question, cited_text) if cited_text else None
+    if missing is not None:
+        # "The median follow-up was 7.1 months" citing "The median PFS was 7.1 months": the
+        # label is the question's, the figure another measure's.
+        return NonAnswer(f"the question asks for the {missing} and the cited passage has none")
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
     given = {n.canonical for n in extract_numbers(question)}

@@ -48,6 +48,12 @@ PASSAGE = (
             "The phase 3 trial of drug A is under evaluation against docetaxel (Liu et al., 2025).",
         ),
         ("In which year was the trial published?", "The trial was published in J Clin Oncol."),
+        # A condition or a survival figure is no date for a dated event
+        (
+            "When did the drug A trial begin enrolling patients?",
+            "The trial (NCT05899608) enrolled patients after progression on an EGFR TKI.",
+        ),
+        ("When will overall survival results be reported?", "The median PFS was 7.1 months."),
         ("Where was the phase 2 study of drug A run?", "The study was run at NCT01234567."),
         (
             "Where is the drug A trial enrolling patients?",
@@ -58,10 +64,49 @@ PASSAGE = (
             "In which patients did ivonescimab plus chemotherapy improve PFS in HARMONi-A?",
             "The median PFS was 7.1 months for the combination arm versus 4.8 months (HR, 0.46).",
         ),
+        # Another measure than the one asked for: figures, but not the asked one
+        (
+            "What median follow-up was reported in the drug A trial?",
+            "The median PFS was 7.1 months versus 4.8 months.",
+        ),
+        ("How many patients were enrolled in the drug A trial?", "The ORR was 40% (P = .02)."),
+        ("What dose of drug A was given?", "Drug A was given every 3 weeks for 2 years."),
+        ("What was the median age of the patients?", "The median PFS was 9.1 months."),
+        # A rate among the patients is no count of them
+        (
+            "How many patients with high PD-L1 levels were treated in the drug A study?",
+            "Patients with high PD-L1 levels achieved a 62% overall response rate.",
+        ),
     ],
 )
 def test_non_answers_are_named(question: str, sentence: str) -> None:
     assert non_answer_reason(question, sentence, PASSAGE)
+
+
+REFERENCE_ENTRY = (
+    "3. Mathew D, Marmarelis ME, Foley C, et al. Combined JAK inhibition and PD-1 immunotherapy "
+    "for non-small cell lung cancer patients. *Science*. 2024;384(6702):eadf1329. "
+    "doi:10.1126/science.adf1329."
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "cited", "refused"),
+    [
+        # The year is the cited article's, not the event's
+        ("The study completed enrollment in 2024.", REFERENCE_ENTRY, True),
+        ("The study completed enrollment in 2024.", "A 62% ORR (Mathew et al., 2024).", True),
+        # The passage dates the event itself
+        ("The study completed enrollment in 2024.", "Enrollment was completed in 2024.", False),
+        ("It completed enrollment in March 2024.", REFERENCE_ENTRY, False),  # a date of its own
+    ],
+)
+def test_a_citation_year_is_no_event_date(sentence: str, cited: str, refused: bool) -> None:
+    question = "When did the drug A study complete enrollment?"
+    assert (non_answer_reason(question, sentence, cited) is not None) is refused
+    # Asked when it was published, the citation's year is the answer.
+    asked = "In which year was the drug A study published?"
+    assert non_answer_reason(asked, "It was published in 2024.", REFERENCE_ENTRY) is None
 
 
 @pytest.mark.parametrize(
@@ -127,9 +172,18 @@ def test_off_target_answers_are_told_from_empty_ones(
         ("When were the findings presented?", "At the 2025 annual meeting.", ""),
         ("When did the congress take place?", "It was held from July 25 to July 27.", ""),
         ("When are patients eligible?", "Patients with secondary resistance are eligible.", ""),
+        ("When are patients eligible?", "After progression on an EGFR TKI.", ""),
+        ("When will the trial read out?", "Results are expected within two years.", ""),
+        ("When will the trial read out?", "Results are expected in the second quarter.", ""),
         ("Where is the trial enrolling?", "It is recruiting in North America and Europe.", ""),
         ("Where is Dr. X based?", "Dr. X is Chief of Oncology at Fox Chase Cancer Center.", ""),
         ("Where were the results presented?", "They were presented during the ASCO meeting.", ""),
+        # The asked measure, named as the answer gives it
+        ("What was the median follow-up?", "Patients were followed for a median of 14 months.", ""),
+        ("How many patients were enrolled?", "A total of 398 were randomized.", ""),
+        ("What was the sample size?", "The study included 120 participants.", ""),
+        ("What dose of drug A was given?", "Drug A was given at 200 mg every 3 weeks.", ""),
+        ("What was the median age?", "Patients were aged 62 years at the median.", ""),
         # Where a protein sits is no study's site: "in the mitochondria" answers it.
         ("Where is the protein localized?", "It is found in the mitochondria.", ""),
         (
