@@ -213,8 +213,7 @@ def test_gradio_chat_streams_a_cited_answer(server: str, server_process, page) -
     page.wait_for_selector("#rag-feedback:has-text('recorded')", timeout=30_000)
 
     # A follow-up in the same conversation: rewritten to stand alone (and shown) before search.
-    page.fill("#rag-question textarea", "And what was its hazard ratio?")
-    page.click("#rag-ask")
+    _ask(page, "And what was its hazard ratio?")
     page.wait_for_function(
         "document.querySelectorAll('#rag-chat .rag-answer, #rag-chat .rag-abstain').length >= 2",
         timeout=ANSWER_TIMEOUT_MS,
@@ -332,8 +331,7 @@ def test_document_text_is_inert_on_the_quote_page(server: str, page) -> None:
 def test_gradio_abstention_is_styled_with_closest_passages(server: str, page) -> None:
     page.goto(server + "/", wait_until="load")
     page.wait_for_selector("#rag-question textarea", timeout=60_000)
-    page.fill("#rag-question textarea", "What is the boiling point of liquid nitrogen?")
-    page.click("#rag-ask")
+    _ask(page, "What is the boiling point of liquid nitrogen?")
     box = page.locator("#rag-chat .rag-abstain")
     box.wait_for(timeout=ANSWER_TIMEOUT_MS)
     assert "do not answer this question" in box.inner_text()
@@ -437,8 +435,7 @@ def test_hostile_document_text_is_inert_in_the_ui_and_the_widget(server: str, pa
         response = page.goto(server + "/", wait_until="load")
         assert "connect-src 'self'" in response.headers["content-security-policy"]
         page.wait_for_selector("#rag-question textarea", timeout=60_000)
-        page.fill("#rag-question textarea", HOSTILE_QUESTION)
-        page.click("#rag-ask")
+        _ask(page, HOSTILE_QUESTION)
         page.wait_for_selector(
             "#rag-chat .rag-answer, #rag-chat .rag-abstain", timeout=ANSWER_TIMEOUT_MS
         )
