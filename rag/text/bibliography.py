@@ -16,6 +16,13 @@ _REFERENCE_SECTION = re.compile(r"^(references?|bibliography|literature cited|re
 _CITATION_MARK = re.compile(
     r"\bdoi:\s*10\.\d{4,}|\b(?:19|20)\d\d;\s*\d+(?:\s*\([^)]{1,20}\))?:\s*\w+|\bet al\.\s+[A-Z*]"
 )
+# An in-text citation: "(Mathew et al., 2024)".
+CITATION_ASIDE = re.compile(r"\([^()]*\bet al\b[^()]*\)")
+# Everything that dates an article rather than what it reports: the asides, a journal's
+# "2024;384", a DOI (whose "JCO.2025.43" holds a year too).
+_CITATION_DATING = re.compile(
+    rf"{CITATION_ASIDE.pattern}|\b(?:1[89]|20)\d\d\s*;\s*\d|\bdoi:\s*\S+|\b10\.\d{{4,}}/\S+", re.I
+)
 # Where an entry starts: "3. Mathew D, Marmarelis ME", "[12] Smith J." — a number, then a
 # surname and initials.
 _ENTRY_START = re.compile(
@@ -42,3 +49,8 @@ def reference_entries(text: str) -> list[tuple[int, int]]:
         return []
     bounds = ([0] if starts[0] > 0 else []) + starts + [len(text)]
     return [(a, b) for a, b in itertools.pairwise(bounds) if text[a:b].strip()]
+
+
+def without_citations(text: str) -> str:
+    """``text`` with its citations' dates blanked: what is left dates what it reports."""
+    return _CITATION_DATING.sub(" ", text)

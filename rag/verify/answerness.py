@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.text.bibliography import CITATION_ASIDE, without_citations
 from rag.text.sentences import content_stems
 from rag.verify.numbers import extract_numbers, numbers_a_label
 from rag.verify.support import endpoints
@@ -64,8 +65,10 @@ _WHEN_QUESTION = re.compile(
 # EGFR TKI", "in the first line") answers "when are patients eligible", which the question
 # pattern leaves out; as a time it let a trial's design answer when it began enrolling, and
 # a bare duration ("7.1 months") let its survival figures answer when it would read out.
+_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
 _TIME = re.compile(
-    r"\b(?:1[89]|20)\d\d\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+"
+    rf"{_YEAR.pattern}|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+"
     r"\d|\b(?:january|february|march|april|june|july|august|september|october|november|"
     r"december|spring|summer|autumn|fall|winter|quarter|[1-4]q|q[1-4]|h[12])\b|"
     r"\b(?:in|within|after|by|over)\s+(?:the\s+(?:next|past|last|first)\s+)?"
@@ -136,16 +139,10 @@ _MEASURES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ),
 )
 _ASKS_WHAT = re.compile(r"\b(?:what|which|how|give|report)\b", re.I)
-# A citation's year is no answer to "when": "(Liu et al., 2025)".
-_YEAR = re.compile(r"\b(?:1[89]|20)\d\d\b")
-# Where a passage's year is a citation's: "(Mathew et al., 2024)", "Science. 2024;384(6702)",
-# a DOI. "When did the study complete enrolment?" answered "in 2024" from those is a
-# publication year taken for the event's date.
-_CITATION_YEARS = re.compile(
-    r"\([^()]*\bet al\b[^()]*\)|\b(?:1[89]|20)\d\d\s*;\s*\d|\bdoi:\s*\S+|\b10\.\d{4,}/\S+", re.I
-)
+# A citation's year is no answer to "when": not "(Liu et al., 2025)" in the sentence, nor
+# "in 2024" where the cited passage has 2024 only in "(Mathew et al., 2024)" or "Science.
+# 2024;384" (``without_citations``), unless the question asks when it was published.
 _ASKS_PUBLICATION = re.compile(r"\b(?:publish\w*|appear\w*|print\w*|journal)\b", re.I)
-_CITATION_ASIDE = re.compile(r"\([^()]*\bet al\b[^()]*\)")
 _PLACE = re.compile(
     r"\b(?:[Ii]n|[Aa]t|[Ff]rom|[Aa]cross|[Tt]hroughout|[Ww]ithin)\s+(?:the\s+)?(?:\d{4}\s+)?"
     r"(?!NCT\d)[A-Z][\w.-]*|"
@@ -171,24 +168,25 @@ class NonAnswer:
 def citation_year_as_date(sentence: str, cited_text: str) -> str | None:
     """The year ``sentence`` gives as its only date when ``cited_text`` holds that year only
     as a citation's (an "et al." aside, a journal's year;volume, a DOI), else None."""
-    bare = _CITATION_ASIDE.sub(" ", sentence)
+    bare = CITATION_ASIDE.sub(" ", sentence)
     times = [m.group(0) for m in _TIME.finditer(bare)]
     if not times or not all(_YEAR.fullmatch(t) for t in times):
         return None  # a month, a season or a span is a date of its own
-    outside = set(_YEAR.findall(_CITATION_YEARS.sub(" ", cited_text)))
+    outside = set(_YEAR.findall(without_citations(cited_text)))
     cited_only = [t for t in times if t not in outside]
     return cited_only[0] if len(cited_only) == len(times) else None
 
 
-def missing_measure(question: str, answer: str) -> str | None:
-    """The measure ``question`` asks for (follow-up, dose, age, how many people, hazard
-    ratio) when ``answer`` never names it, else None."""
+def asked_measures(question: str) -> list[tuple[str, re.Pattern[str]]]:
+    """The measures ``question`` asks for (follow-up, dose, age, how many people, hazard
+    ratio), each with the pattern of an answer that names it."""
     if not _ASKS_WHAT.search(question):
-        return None  # "Is high-dose X better?" is answered by the claim it asks about
-    for name, asked, said in _MEASURES:
-        if asked.search(question) and not said.search(answer):
-            return name
-    return None
+        return []  # "Is high-dose X better?" is answered by the claim it asks about
+    return [(name, said) for name, asked, said in _MEASURES if asked.search(question)]
+
+
+def _unnamed(measures: list[tuple[str, re.Pattern[str]]], text: str) -> str | None:
+    return next((name for name, said in measures if not said.search(text)), None)
 
 
 def non_answer_reason(
@@ -219,7 +217,7 @@ def non_answer_reason(
             hint="Answer with the patients (who they were).",
         )
     context = f"{sentence} {answer}"
-    if _WHEN_QUESTION.search(question) and not _TIME.search(_CITATION_ASIDE.sub(" ", context)):
+    if _WHEN_QUESTION.search(question) and not _TIME.search(CITATION_ASIDE.sub(" ", context)):
         # "When will the trial read out?" answered with what the trial compares.
         return NonAnswer(
             "the question asks when and the sentence gives no time",
@@ -237,14 +235,15 @@ def non_answer_reason(
             off_target=True,
             hint="Answer with the place the passages give.",
         )
-    missing = missing_measure(question, context)
+    measures = asked_measures(question)
+    missing = _unnamed(measures, context)
     if missing is not None:
         return NonAnswer(
             f"the question asks for the {missing} and the sentence does not give it",
             off_target=True,
             hint=f"Answer with the {missing} the passages give.",
         )
-    missing = missing_measure(question, cited_text) if cited_text else None
+    missing = _unnamed(measures, cited_text) if cited_text else None
     if missing is not None:
         # "The median follow-up was 7.1 months" citing "The median PFS was 7.1 months": the
         # label is the question's, the figure another measure's.
