@@ -6,7 +6,8 @@ or report an absence ("The adverse events were not reported [3]."). Both pass th
 check — every word is in the passage or the question — yet the reader learns nothing, and the
 honest output is the abstention with the closest passages. These hard rules cover shapes a
 pattern can name (an absence, another endpoint, no number for "how many", no time for "when"
-a trial reads out, no place for "where" it runs, a restatement);
+a trial reads out, no place for "where" it runs, another measure than the one the question
+names, a restatement);
 whether a sentence answers at all is the trained judge's call (``rag.verify.judge``).
 """
 
@@ -101,7 +102,12 @@ _MEASURES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
     ),
     (
         "dose",
-        re.compile(r"\b(?:doses?|dosage|dosing)\b", re.I),
+        re.compile(
+            r"\b(?:doses?|dosage|dosing)\b|\bper\s+(?:cycle|infusion|fraction|administration)\b|"
+            r"\bhow much\s+(?:[\w-]+\s+){0,3}?(?:was|were|is|are)\s+(?:given|administered|"
+            r"received|infused|delivered|prescribed)\b",
+            re.I,
+        ),
         re.compile(
             r"\b(?:doses?|dosage|dosing|dosed|mg|mcg|µg|μg|g|gy|iu|units?|ml)\b|/\s*(?:kg|m2|m²)|"
             r"\d\s*(?:mg|gy|µg|μg)",
@@ -138,6 +144,43 @@ _MEASURES: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
         re.compile(r"\bhazard ratios?\b|\bHRs?\b|\brisk of\b", re.I),
     ),
 )
+# "What was the median duration of treatment with X?", "what was the rate of discontinuation
+# due to toxicity?": a measure named in words no family above lists. Its words, up to the
+# drug, trial or population it is asked about, must be in the answer and its cited passage:
+# "The median PFS was 7.1 months" does not give the duration of treatment.
+_NAMED_MEASURE = re.compile(
+    r"\bwhat\s+(?:was|were|is|are)\s+the\s+(?:(?:median|mean|average)\s+|"
+    r"(?:rate|proportion|percentage|frequency|incidence)\s+of\s+)(?P<measure>[^?,;]+)",
+    re.I,
+)
+_MEASURE_END = re.compile(
+    r"\s(?:with|in|among|for|from|on|at|after|before|during|across|between|versus|vs\.?|"
+    r"compared|when|who|that|which|achieved|observed|reported|seen|reached|did|by|under|"
+    r"following|treated|receiving|given|enrolled|randomi[sz]ed|of\s+(?:the\s+)?(?:patients|"
+    r"participants|people|subjects|cohort|study|trial))\b.*",
+    re.I | re.S,
+)
+# Words that name no measure of their own ("the number of prior lines": the lines are the
+# measure), and those an answer says in other words ("treated for a median of 8 months").
+_GENERIC_MEASURE = {
+    "number",
+    "amount",
+    "level",
+    "valu",
+    "count",
+    "due",
+    "overal",
+    "total",
+    "patient",
+    "individu",
+    "peopl",
+    "particip",
+    "subject",
+}
+_MEASURE_WORDING = {
+    "durat": re.compile(r"\bdurations?\b|\blong\b|\blast\w*|\bfor\s+a\s+median\b", re.I),
+    "time": re.compile(r"\btimes?\b|\btook\b|\bwithin\b|\bafter\s+a\s+median\b", re.I),
+}
 _ASKS_WHAT = re.compile(r"\b(?:what|which|how|give|report)\b", re.I)
 # A citation's year is no answer to "when": not "(Liu et al., 2025)" in the sentence, nor
 # "in 2024" where the cited passage has 2024 only in "(Mathew et al., 2024)" or "Science.
@@ -183,6 +226,33 @@ def asked_measures(question: str) -> list[tuple[str, re.Pattern[str]]]:
     if not _ASKS_WHAT.search(question):
         return []  # "Is high-dose X better?" is answered by the claim it asks about
     return [(name, said) for name, asked, said in _MEASURES if asked.search(question)]
+
+
+def named_measure(question: str) -> tuple[str, set[str]] | None:
+    """The measure "what was the median ...?" names when no family or endpoint covers it:
+    its words and the stems an answer must give (None when there is none to check)."""
+    found = _NAMED_MEASURE.search(question)
+    if found is None:
+        return None
+    words = _MEASURE_END.sub("", f" {found.group('measure')}").strip()
+    if not words or endpoints(words) or any(a.search(question) for _, a, _ in _MEASURES):
+        return None  # endpoints and the families have checks of their own
+    stems = content_stems(words) - _GENERIC_MEASURE
+    return (words, stems) if stems else None
+
+
+def _measure_missing(stems: set[str], text: str) -> bool:
+    found = content_stems(text)
+
+    def said(stem: str) -> bool:  # "treated" gives "treatment": the stemmer keeps them apart
+        wording = _MEASURE_WORDING.get(stem)
+        return any(
+            f == stem
+            or (min(len(f), len(stem)) >= 4 and (f.startswith(stem) or stem.startswith(f)))
+            for f in found
+        ) or bool(wording and wording.search(text))
+
+    return not all(said(s) for s in stems)
 
 
 def _unnamed(measures: list[tuple[str, re.Pattern[str]]], text: str) -> str | None:
@@ -248,6 +318,15 @@ def non_answer_reason(
         # "The median follow-up was 7.1 months" citing "The median PFS was 7.1 months": the
         # label is the question's, the figure another measure's.
         return NonAnswer(f"the question asks for the {missing} and the cited passage has none")
+    named = named_measure(question)
+    if named is not None and _measure_missing(named[1], context):
+        return NonAnswer(
+            f"the question asks for the {named[0]} and the sentence does not give it",
+            off_target=True,
+            hint=f"Answer with the {named[0]} the passages give.",
+        )
+    if named is not None and cited_text and _measure_missing(named[1], cited_text):
+        return NonAnswer(f"the question asks for the {named[0]} and the cited passage has none")
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
     given = {n.canonical for n in extract_numbers(question)}

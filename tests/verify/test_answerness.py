@@ -6,7 +6,7 @@ import pytest
 
 from rag.retrieve.expand import QueryExpander
 from rag.verify import SupportChecker, Verifier
-from rag.verify.answerness import non_answer_reason
+from rag.verify.answerness import named_measure, non_answer_reason
 
 PASSAGE = (
     "Further investigations into JAK inhibition combined with anti-PD-1 therapy have also "
@@ -72,6 +72,13 @@ PASSAGE = (
         ("How many patients were enrolled in the drug A trial?", "The ORR was 40% (P = .02)."),
         ("What dose of drug A was given?", "Drug A was given every 3 weeks for 2 years."),
         ("What was the median age of the patients?", "The median PFS was 9.1 months."),
+        ("How much drug A was given per cycle?", "Drug A achieved a 40% response rate."),
+        # A measure no family lists, named by the question's own words
+        ("What was the median time to response with drug A?", "The median PFS was 9.1 months."),
+        (
+            "What was the mean tumor size at baseline in the drug A trial?",
+            "Patients on drug A had a median OS of 12 months.",
+        ),
         # A rate among the patients is no count of them
         (
             "How many patients with high PD-L1 levels were treated in the drug A study?",
@@ -88,6 +95,19 @@ REFERENCE_ENTRY = (
     "for non-small cell lung cancer patients. *Science*. 2024;384(6702):eadf1329. "
     "doi:10.1126/science.adf1329."
 )
+
+
+def test_a_named_measure_must_be_in_the_cited_passage() -> None:
+    """The draft's label on another measure's figure: "duration of treatment" citing the PFS."""
+    question = "What was the median duration of treatment with drug A?"
+    sentence = "The median duration of treatment with drug A was 7.1 months."
+    found = non_answer_reason(question, sentence, "The median PFS with drug A was 7.1 months.")
+    assert found is not None and not found.off_target
+    assert non_answer_reason(question, sentence, sentence) is None
+    # The measure is the words before the drug, trial or patients it is asked about.
+    assert named_measure(question) == ("duration of treatment", {"durat", "treatment"})
+    assert named_measure("What was the percentage of patients at risk?") is None
+    assert named_measure("What was the median PFS with drug A?") is None  # an endpoint
 
 
 @pytest.mark.parametrize(
@@ -184,6 +204,18 @@ def test_off_target_answers_are_told_from_empty_ones(
         ("What was the sample size?", "The study included 120 participants.", ""),
         ("What dose of drug A was given?", "Drug A was given at 200 mg every 3 weeks.", ""),
         ("What was the median age?", "Patients were aged 62 years at the median.", ""),
+        # A named measure in other words: "treated for" gives the duration of treatment
+        (
+            "What was the median duration of treatment with drug A?",
+            "Patients were treated with drug A for a median of 5.2 months.",
+            "Patients were treated with drug A for a median of 5.2 months.",
+        ),
+        (
+            "What was the median number of prior lines of therapy in the drug A trial?",
+            "Patients had a median of 3 prior lines of therapy.",
+            "a median of 3 prior lines of therapy",
+        ),
+        ("How much drug A was given per cycle?", "Drug A was given at 200 mg per cycle.", ""),
         # Where a protein sits is no study's site: "in the mitochondria" answers it.
         ("Where is the protein localized?", "It is found in the mitochondria.", ""),
         (
