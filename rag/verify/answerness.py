@@ -235,7 +235,12 @@ def named_measure(question: str) -> tuple[str, set[str]] | None:
     if found is None:
         return None
     words = _MEASURE_END.sub("", f" {found.group('measure')}").strip()
-    if not words or endpoints(words) or any(a.search(question) for _, a, _ in _MEASURES):
+    if (
+        not words
+        or endpoints(words)
+        or re.search(r"\bsurvival\b", words, re.I)  # bare "survival" is OS, which answers say "OS"
+        or any(a.search(question) for _, a, _ in _MEASURES)
+    ):
         return None  # endpoints and the families have checks of their own
     stems = content_stems(words) - _GENERIC_MEASURE
     return (words, stems) if stems else None

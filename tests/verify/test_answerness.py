@@ -108,6 +108,7 @@ def test_a_named_measure_must_be_in_the_cited_passage() -> None:
     assert named_measure(question) == ("duration of treatment", {"durat", "treatment"})
     assert named_measure("What was the percentage of patients at risk?") is None
     assert named_measure("What was the median PFS with drug A?") is None  # an endpoint
+    assert named_measure("What was the median survival with drug A?") is None  # OS, said "OS"
 
 
 @pytest.mark.parametrize(
