@@ -66,14 +66,13 @@ def writer_child(*overrides: str) -> str:
     return f"""
 import sys
 from rag.assistant import Assistant
-from rag.indexer import Indexer
 from rag.settings import load_settings
 s = load_settings(index_dir=sys.argv[1], overrides={list(overrides)!r})
 a = Assistant(s)
 def committed(results):
     for r in results:
         print("COMMITTED", r.doc_id, flush=True)
-a.__dict__["indexer"] = Indexer(a.index, a.embedder, a.chunker, s.ingest, on_commit=committed)
+a.indexer.on_commit = committed
 print("READY", flush=True)
 a.add([sys.argv[2]])
 print("DONE", flush=True)
