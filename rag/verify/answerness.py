@@ -13,7 +13,9 @@ whether a sentence answers at all is the trained judge's call (``rag.verify.judg
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.text.bibliography import CITATION_ASIDE, without_citations
@@ -220,36 +222,47 @@ def citation_year_as_date(sentence: str, cited_text: str) -> str | None:
     return cited_only[0] if len(cited_only) == len(times) else None
 
 
-def asked_measures(question: str) -> list[tuple[str, re.Pattern[str]]]:
-    """The measures ``question`` asks for (follow-up, dose, age, how many people, hazard
-    ratio), each with the pattern of an answer that names it."""
+@functools.lru_cache(maxsize=256)
+def asked_measures(question: str) -> tuple[tuple[str, Callable[[str], bool]], ...]:
+    """The measures ``question`` asks for, each with a test of whether a text gives it: the
+    families (follow-up, dose, age, how many people, hazard ratio), or else the measure it
+    names in its own words (``named_measure``). Cached: it is asked once per sentence."""
     if not _ASKS_WHAT.search(question):
-        return []  # "Is high-dose X better?" is answered by the claim it asks about
-    return [(name, said) for name, asked, said in _MEASURES if asked.search(question)]
+        return ()  # "Is high-dose X better?" is answered by the claim it asks about
+    families = tuple(
+        (name, functools.partial(_matches, said))
+        for name, asked, said in _MEASURES
+        if asked.search(question)
+    )
+    if families:
+        return families
+    named = named_measure(question)
+    return () if named is None else ((named[0], functools.partial(_gives, named[1])),)
 
 
 def named_measure(question: str) -> tuple[str, set[str]] | None:
-    """The measure "what was the median ...?" names when no family or endpoint covers it:
-    its words and the stems an answer must give (None when there is none to check)."""
+    """The measure "what was the median ...?" names when no endpoint covers it: its words and
+    the stems an answer must give (None when there is none to check)."""
     found = _NAMED_MEASURE.search(question)
     if found is None:
         return None
     words = _MEASURE_END.sub("", f" {found.group('measure')}").strip()
-    if (
-        not words
-        or endpoints(words)
-        or re.search(r"\bsurvival\b", words, re.I)  # bare "survival" is OS, which answers say "OS"
-        or any(a.search(question) for _, a, _ in _MEASURES)
-    ):
-        return None  # endpoints and the families have checks of their own
+    if not words or endpoints(words) or re.search(r"\bsurvival\b", words, re.I):
+        return None  # endpoints have their check; bare "survival" is OS, which answers say "OS"
     stems = content_stems(words) - _GENERIC_MEASURE
     return (words, stems) if stems else None
 
 
-def _measure_missing(stems: set[str], text: str) -> bool:
+def _matches(pattern: re.Pattern[str], text: str) -> bool:
+    return pattern.search(text) is not None
+
+
+def _gives(stems: set[str], text: str) -> bool:
+    """Whether ``text`` says every one of ``stems``, in those words or others
+    (``_MEASURE_WORDING``); "treated" gives "treatment", which the stemmer keeps apart."""
     found = content_stems(text)
 
-    def said(stem: str) -> bool:  # "treated" gives "treatment": the stemmer keeps them apart
+    def said(stem: str) -> bool:
         wording = _MEASURE_WORDING.get(stem)
         return any(
             f == stem
@@ -257,11 +270,11 @@ def _measure_missing(stems: set[str], text: str) -> bool:
             for f in found
         ) or bool(wording and wording.search(text))
 
-    return not all(said(s) for s in stems)
+    return all(said(s) for s in stems)
 
 
-def _unnamed(measures: list[tuple[str, re.Pattern[str]]], text: str) -> str | None:
-    return next((name for name, said in measures if not said.search(text)), None)
+def _unnamed(measures: tuple[tuple[str, Callable[[str], bool]], ...], text: str) -> str | None:
+    return next((name for name, gives in measures if not gives(text)), None)
 
 
 def non_answer_reason(
@@ -323,15 +336,6 @@ def non_answer_reason(
         # "The median follow-up was 7.1 months" citing "The median PFS was 7.1 months": the
         # label is the question's, the figure another measure's.
         return NonAnswer(f"the question asks for the {missing} and the cited passage has none")
-    named = named_measure(question)
-    if named is not None and _measure_missing(named[1], context):
-        return NonAnswer(
-            f"the question asks for the {named[0]} and the sentence does not give it",
-            off_target=True,
-            hint=f"Answer with the {named[0]} the passages give.",
-        )
-    if named is not None and cited_text and _measure_missing(named[1], cited_text):
-        return NonAnswer(f"the question asks for the {named[0]} and the cited passage has none")
     if not _WH_QUESTION.match(question):
         return None  # a yes/no question is answered by restating it as a claim
     given = {n.canonical for n in extract_numbers(question)}
