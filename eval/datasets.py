@@ -51,7 +51,17 @@ class Dataset:
         import random
 
         picked = sorted(random.Random(seed).sample(range(len(self.questions)), limit))
-        questions = [self.questions[i] for i in picked]
+        return self._with_questions([self.questions[i] for i in picked])
+
+    def half(self, half: str | None) -> Dataset:
+        """The questions of one half (``tune`` / ``report``, by the id hash; None = all)."""
+        from rag.eval.splits import select_half
+
+        if half in (None, "all"):
+            return self
+        return self._with_questions(select_half(self.questions, half))
+
+    def _with_questions(self, questions: list[Question]) -> Dataset:
         keep = {q.id for q in questions}
         return Dataset(
             self.name,

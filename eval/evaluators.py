@@ -113,6 +113,7 @@ class RetrievalEvaluator(Evaluator):
     rerank_folds: Path | None = None
     rows: Sequence[str] = RETRIEVAL_ROWS
     settings: Settings | None = None
+    half: str | None = None  # tune / report (by the id hash); None = every question
 
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.beir is None):
@@ -135,7 +136,7 @@ class RetrievalEvaluator(Evaluator):
         else:
             assert self.dataset is not None
             ds = load_shared(self.dataset, self.split)
-        ds = ds.subset(self.limit, self.seed)
+        ds = ds.half(self.half).subset(self.limit, self.seed)
         if assistant is None:
             assistant = build_assistant(ds, settings)
         reranker_for = rerankers_from_options(ds, settings, self.rerank_model, self.rerank_folds)
@@ -151,6 +152,7 @@ class RetrievalEvaluator(Evaluator):
             )
         extra = {
             "split": self.split,
+            "half": self.half,
             "limit": self.limit,
             "seed": self.seed,
             "table": print_table(ds, results),
@@ -317,6 +319,7 @@ class TrustEvaluator(Evaluator):
 SCRIPTS: dict[str, tuple[str, bool]] = {
     "effects": ("rag.eval.bench_effects", True),
     "embed": ("rag.eval.bench_embed", True),
+    "fusion": ("rag.eval.bench_fusion", True),
     "fuzz-api": ("rag.eval.fuzz_api", True),
     "generator": ("rag.eval.bench_generator", True),
     "index": ("rag.eval.bench_index", True),

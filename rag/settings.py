@@ -109,7 +109,20 @@ class RetrieveSettings(_Group):
     rrf_k: int = Field(60, ge=1, description="RRF's k (fusion=rrf only).")
     dense_weight: float = Field(1.0, ge=0)
     lexical_weight: float = Field(1.0, ge=0)
+    context_weight: float = Field(
+        0.5,
+        ge=0,
+        description="Weight of BM25 over the text around each chunk (the chunks before and "
+        "after it), fused with the chunk's own scores.",
+    )
     expand_queries: bool = Field(True, description="Abbreviation/synonym expansion.")
+    # context / expansion weights: chosen on the tuning halves of SciFact, BioASQ and PubMedQA
+    # dev (docs/retrieval.md "Lexical scores that hold the question's own words").
+    expansion_weight: float = Field(
+        0.25,
+        ge=0,
+        description="Weight of BM25 over the alias spellings a question lacks (its own run).",
+    )
     diversity: Literal["none", "mmr", "per_doc"] = "mmr"
     mmr_lambda: float = Field(0.8, ge=0, le=1)
     max_per_doc: int = Field(3, ge=1)

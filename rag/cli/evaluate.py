@@ -38,6 +38,10 @@ def eval_retrieval(
         int | None, typer.Option("--limit", help="Score a random sample of questions.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    half: Annotated[
+        str | None,
+        typer.Option("--half", help="tune / report: one half of the questions (id hash)."),
+    ] = None,
     rerank_model: Annotated[
         Path | None, typer.Option("--rerank-model", help="Cross-encoder checkpoint.")
     ] = None,
@@ -68,6 +72,7 @@ def eval_retrieval(
             split=split,
             limit=limit,
             seed=seed,
+            half=half,
             rerank_model=rerank_model,
             rerank_folds=rerank_folds,
             rows=[r.strip() for r in rows.split(",") if r.strip()],

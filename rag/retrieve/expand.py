@@ -12,6 +12,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
 Alias = tuple[str, str, str]  # (short, long, kind) kind: abbrev | drug | trial
 
 BUILTIN: list[Alias] = [
@@ -135,42 +137,81 @@ def extract_aliases(text: str) -> list[Alias]:
 
 
 class QueryExpander:
-    """Appends the other spelling of every alias a query mentions."""
+    """Appends the other spelling of every alias a query mentions.
+
+    Two things keep the appended words from drowning the question's own (on SciFact dev, the
+    tuning half, the unguarded expansion cost BM25 0.058 nDCG@10): an abbreviation is read only
+    where the question writes it as one — in a question that uses capitals, a lower-case
+    "are", "age" or "sac" is a word, not ARE, AGE or SAC; in an all-lower-case one, any word but
+    a stop word may be one —, and of the spellings of one thing ("programmed death 1",
+    "programmed death-1", "programmed cell death 1") only those that add a word are appended,
+    the most frequent in the corpus first.
+    """
 
     def __init__(self, aliases: Iterable[Alias] = ()) -> None:
         counts = Counter(aliases)
-        self._pairs: dict[str, set[str]] = {}
-        for (short, long, _kind), _n in counts.items():
-            self._add(short, long)
-        for short, long, _kind in BUILTIN:
-            self._add(short, long)
+        self._pairs: dict[str, Counter[str]] = {}
+        self._abbreviations: set[str] = set()  # keys of short forms ("are" for ARE)
+        for (short, long, kind), n in counts.items():
+            self._add(short, long, kind, n)
+        for short, long, kind in BUILTIN:
+            self._add(short, long, kind, 1)
 
-    def _add(self, a: str, b: str) -> None:
-        self._pairs.setdefault(_key(a), set()).add(b)
-        self._pairs.setdefault(_key(b), set()).add(a)
+    def _add(self, a: str, b: str, kind: str, n: int) -> None:
+        self._pairs.setdefault(_key(a), Counter())[b] += n
+        self._pairs.setdefault(_key(b), Counter())[a] += n
+        if kind == "abbrev":
+            self._abbreviations.add(_key(a))
 
     def __len__(self) -> int:
         return len(self._pairs)
 
     def related(self, term: str) -> set[str]:
-        return set(self._pairs.get(_key(term), set()))
+        return set(self._pairs.get(_key(term), ()))
+
+    def _read_as_alias(self, term: str, cased: bool, opening: bool) -> bool:
+        """Whether ``term`` of the query may be the alias it spells (``opening``: the query's
+        first word, whose capital says nothing)."""
+        if len(term) <= 2 and not term.isupper():
+            return False  # "os", "it", "ct" in lower case are ordinary words
+        if _key(term) not in self._abbreviations:
+            return True
+        if cased:
+            inner = term[1:] if opening else term
+            return any(c.isupper() or c.isdigit() for c in inner)
+        return term.lower() not in STOPWORDS_EN_PLUS
 
     def expand(self, query: str) -> str | None:
-        """The query plus alias spellings it lacks, or None when nothing applies."""
+        """The query plus alias spellings that add words to it, or None when nothing applies."""
+        additions = self.additions(query)
+        return f"{query} {' '.join(additions)}" if additions else None
+
+    def additions(self, query: str) -> list[str]:
+        """The alias spellings that add words to ``query``."""
+        from rag.store.lexical import tokenize
+
         additions: list[str] = []
         lowered = query.lower()
+        cased = query != lowered
         words = _WORD.findall(query)
         candidates: list[str] = list(words)
         # Multi-word long forms ("progression-free survival", "non-small cell lung cancer").
         for n in (2, 3, 4, 5, 6):
             candidates.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-        for term in candidates:
-            if len(term) <= 2 and not term.isupper():
-                continue  # "os", "it", "ct" in lower case are ordinary words
-            for other in self._pairs.get(_key(term), ()):
-                if other.lower() not in lowered and other not in additions:
-                    additions.append(other)
-        return f"{query} {' '.join(additions)}" if additions else None
+        have = set(tokenize([query])[0])
+        for position, term in enumerate(candidates):
+            if not self._read_as_alias(term, cased, opening=position == 0):
+                continue
+            spellings = self._pairs.get(_key(term), Counter())
+            for other, _ in sorted(spellings.items(), key=lambda kv: (-kv[1], kv[0])):
+                if other.lower() in lowered or other in additions:
+                    continue
+                tokens = set(tokenize([other])[0])
+                if tokens and tokens <= have:
+                    continue
+                additions.append(other)
+                have |= tokens
+        return additions
 
 
 def _key(term: str) -> str:

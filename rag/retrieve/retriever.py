@@ -101,8 +101,8 @@ class Retriever:
         allowed = self.index.filter_ids(filters or Filters())
         if allowed is not None and len(allowed) == 0:
             return Retrieval(query, None, [], {"total": 0.0})
-        expanded = self.expander().expand(query) if s.expand_queries else None
-        lexical_query = expanded or query
+        additions = self.expander().additions(query) if s.expand_queries else []
+        expanded = f"{query} {' '.join(additions)}" if additions else None
         timings["prepare"] = _ms(t0)
 
         dense_ids: list[int] = []
@@ -118,27 +118,48 @@ class Retriever:
             timings["dense"] = _ms(t)
         lexical_ids: list[int] = []
         lexical_scores: dict[int, float] = {}
+        context_ids: list[int] = []  # BM25 of the text around each chunk
+        context_scores: dict[int, float] = {}
+        expansion_ids: list[int] = []  # BM25 of the alias spellings the question lacks
+        expansion_scores: dict[int, float] = {}
         if mode in ("hybrid", "lexical"):
             t = time.perf_counter()
-            scores, ids = self.index.lexical_search(lexical_query, s.lexical_depth, allowed)
-            lexical_ids = ids.tolist()
-            lexical_scores = dict(zip(lexical_ids, scores.tolist(), strict=True))
+            lexical_ids, lexical_scores = self._bm25(query, allowed)
+            if additions and s.expansion_weight > 0:
+                # The other spellings score as a run of their own: appended to the question
+                # they would outweigh its own words.
+                expansion_ids, expansion_scores = self._bm25(" ".join(additions), allowed)
+            if s.context_weight > 0:
+                context_ids, context_scores = self._bm25(query, allowed, "context")
             timings["lexical"] = _ms(t)
 
         t = time.perf_counter()
         if s.fusion == "zscore":
             fused = zscore_fusion(
-                [(dense_scores, s.dense_weight, None), (lexical_scores, s.lexical_weight, 0.0)]
+                [
+                    (dense_scores, s.dense_weight, None),
+                    (lexical_scores, s.lexical_weight, 0.0),
+                    (context_scores, s.context_weight, 0.0),
+                    (expansion_scores, s.expansion_weight, 0.0),
+                ]
             )
         else:
-            fused = rrf([(dense_ids, s.dense_weight), (lexical_ids, s.lexical_weight)], k=s.rrf_k)
+            fused = rrf(
+                [
+                    (dense_ids, s.dense_weight),
+                    (lexical_ids, s.lexical_weight),
+                    (context_ids, s.context_weight),
+                    (expansion_ids, s.expansion_weight),
+                ],
+                k=s.rrf_k,
+            )
         dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
         lexical_rank = {i: r for r, i in enumerate(lexical_ids, start=1)}
         use_rerank = reranker is not None and rerank is not False
         depth = max(k, self.rerank_depth if use_rerank else k * 4)
         candidates = fused[:depth]
         chunks = self.index.chunks([i for i, _ in candidates])
-        terms = query_terms(lexical_query)
+        terms = query_terms(expanded or query)
         hits: list[Hit] = []
         for fused_rank, (row_id, score) in enumerate(candidates, start=1):
             chunk = chunks.get(row_id)
@@ -171,6 +192,13 @@ class Retriever:
         timings["diversify"] = _ms(t)
         timings["total"] = _ms(t0)
         return Retrieval(query, expanded, hits, timings, best_dense)
+
+    def _bm25(
+        self, query: str, allowed: np.ndarray | None, field: str = "chunk"
+    ) -> tuple[list[int], dict[int, float]]:
+        scores, ids = self.index.lexical_search(query, self.settings.lexical_depth, allowed, field)
+        ranked = ids.tolist()
+        return ranked, dict(zip(ranked, scores.tolist(), strict=True))
 
     def _diversify(self, hits: list[Hit], k: int) -> list[Hit]:
         s = self.settings

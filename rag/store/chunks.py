@@ -287,6 +287,23 @@ class ChunkStore:
             section = " ".join(json.loads(row[2]))
             yield row[0], f"{row[1]} {section} {row[3]}"
 
+    def context_rows(self, reach: int = 1) -> Iterable[tuple[int, str]]:
+        """(id, text for BM25) where the text runs from ``reach`` chunks before to ``reach``
+        after: a result split from the sentence that names what it is about still matches
+        the words of a question that asks about it (read from the document's text, so
+        overlapping chunks are not counted twice)."""
+        documents = self.conn.execute("SELECT doc_id, title, text FROM documents ORDER BY doc_id")
+        for doc_id, title, text in documents:
+            rows = self.conn.execute(
+                "SELECT id, start, end, section FROM chunks WHERE doc_id=? ORDER BY ordinal",
+                (doc_id,),
+            ).fetchall()
+            for i, (row_id, _, _, section) in enumerate(rows):
+                first = rows[max(0, i - reach)][1]
+                last = rows[min(len(rows) - 1, i + reach)][2]
+                section_path = " ".join(json.loads(section))
+                yield row_id, f"{title} {section_path} {text[first:last]}"
+
     def get_chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         out: dict[int, StoredChunk] = {}
         ids = list(ids)

@@ -26,6 +26,11 @@ from rag.store.lexical import LexicalIndex
 _DERIVED = re.compile(r"^(dense|lexical)\.(\d+)(\.faiss)?$")
 
 
+def build_lexical(store: ChunkStore) -> LexicalIndex:
+    """BM25 over every chunk's text and over the text around it (``LexicalIndex``'s fields)."""
+    return LexicalIndex.build(store.lexical_rows(), store.context_rows())
+
+
 def make_store(
     settings: IndexSettings, dim: int, directory: Path, n_vectors: int = 0
 ) -> VectorStore:
@@ -81,7 +86,7 @@ class DerivedBuilder:
             ids, vectors = store.all_vectors()
             dense = make_store(self.settings, self.dim, self.dir, len(ids))
             dense.add(ids, vectors)
-        lexical = LexicalIndex.build(store.lexical_rows())
+        lexical = build_lexical(store)
         return Derived(generation, dense, lexical, store.aliases())
 
     def load(self, store: ChunkStore, generation: int, *, locked: bool = False) -> Derived:
@@ -91,7 +96,7 @@ class DerivedBuilder:
             try:
                 lexical = LexicalIndex.load(lexical_path)
             except (FileNotFoundError, RuntimeError, OSError, ValueError):
-                lexical = LexicalIndex.build(store.lexical_rows())
+                lexical = build_lexical(store)
             return Derived(generation, dense, lexical, store.aliases())
         try:
             dense = FaissStore.load(dense_path, self.settings)

@@ -33,7 +33,7 @@ from rag.ingest.normalize import year_from
 from rag.paths import write_json_atomic
 from rag.settings import IndexSettings
 from rag.store.chunks import SCHEMA_VERSION, ChunkStore, DocumentRow
-from rag.store.derived import Derived, DerivedBuilder, milvus_type
+from rag.store.derived import Derived, DerivedBuilder, build_lexical, milvus_type
 from rag.store.disk import disk_problem
 from rag.store.faiss_store import choose_kind
 from rag.store.lexical import LexicalIndex
@@ -223,9 +223,10 @@ class CorpusIndex:
         return scores[0][keep], ids[0][keep]
 
     def lexical_search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self, query: str, k: int, allowed: np.ndarray | None = None, field: str = "chunk"
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self.derived.lexical.search(query, k, allowed)
+        """BM25 over the chunks' own text, or (``field="context"``) the text around them."""
+        return self.derived.lexical.search(query, k, allowed, field)
 
     def chunks(self, ids: list[int]) -> dict[int, StoredChunk]:
         with self._read_lock:
@@ -383,14 +384,16 @@ class IndexWriter:
         with self.store.snapshot():
             generation = self.store.generation()
             n = self.store.chunk_count()
-            needs_lexical = self._dirty or not self.index.builder.paths(generation)[1].exists()
+            needs_lexical = self._dirty or not LexicalIndex.current(
+                self.index.builder.paths(generation)[1]
+            )
             wanted_kind = choose_kind(self.index.settings, n)
             if milvus:
                 wanted_kind = f"milvus-{milvus_type(wanted_kind, self.index.settings)}"
             if wanted_kind != self._derived.dense.kind or self._derived.generation != generation:
                 self._derived = self.index.builder.build(self.store, generation, locked=True)
             elif needs_lexical:
-                self._derived.lexical = LexicalIndex.build(self.store.lexical_rows())
+                self._derived.lexical = build_lexical(self.store)
                 self._derived.aliases = self.store.aliases()
             if milvus:  # the collection persists itself; make sure it says which generation
                 self._derived.dense = self.index.builder.milvus_dense(
@@ -399,7 +402,7 @@ class IndexWriter:
         dense_path, lexical_path = self.index.builder.paths(generation)
         if not milvus and (not dense_path.exists() or self._dirty):
             self._derived.dense.save(dense_path)
-        if not lexical_path.exists() or self._dirty:
+        if not LexicalIndex.current(lexical_path) or self._dirty:
             self._derived.lexical.save(lexical_path)
         self._dirty = False
         self.index.builder.remove_other_generations(generation)

@@ -44,71 +44,116 @@ def query_terms(text: str) -> list[str]:
     return [w for w in _WORD.findall(text) if _STEMMER.stemWord(w.lower()) in stems]
 
 
-class LexicalIndex:
-    """BM25 (Lucene variant, k1=1.2, b=0.75) over chunk ids."""
+class _Field:
+    """One BM25 (Lucene variant, k1=1.2, b=0.75) over texts keyed by chunk id."""
 
-    def __init__(self) -> None:
-        self._bm25: bm25s.BM25 | None = None
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._position: dict[int, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._ids)
+    def __init__(self, ids: np.ndarray, bm25: bm25s.BM25 | None) -> None:
+        self.ids = ids
+        self.bm25 = bm25
+        self.position = {int(i): p for p, i in enumerate(ids.tolist())}
 
     @classmethod
-    def build(cls, rows: Iterable[tuple[int, str]]) -> LexicalIndex:
-        index = cls()
+    def build(cls, rows: Iterable[tuple[int, str]]) -> _Field:
         ids: list[int] = []
         texts: list[str] = []
         for row_id, text in rows:
             ids.append(row_id)
             texts.append(text)
-        index._set_ids(np.asarray(ids, dtype=np.int64))
+        bm25 = None
         if texts:
             bm25 = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
             bm25.index(tokenize(texts), show_progress=False)
-            index._bm25 = bm25
-        return index
-
-    def _set_ids(self, ids: np.ndarray) -> None:
-        self._ids = ids
-        self._position = {int(i): p for p, i in enumerate(ids.tolist())}
+        return cls(np.asarray(ids, dtype=np.int64), bm25)
 
     def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self, query: str, k: int, allowed: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, ids) of the best ``k`` chunks; zero-score matches are dropped."""
-        if self._bm25 is None or k <= 0:
+        if self.bm25 is None or k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        tokens = tokenize([query])
-        vocab = self._bm25.vocab_dict
-        if not any(t in vocab for t in tokens[0]):
+        vocab = self.bm25.vocab_dict
+        tokens = [[t for t in tokenize([query])[0] if t in vocab]]
+        if not tokens[0]:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        tokens = [[t for t in tokens[0] if t in vocab]]
         mask = None
         if allowed is not None:
-            mask = np.zeros(len(self._ids), dtype=np.float32)
-            positions = [self._position[i] for i in allowed.tolist() if i in self._position]
+            mask = np.zeros(len(self.ids), dtype=np.float32)
+            positions = [self.position[i] for i in allowed.tolist() if i in self.position]
             mask[positions] = 1.0
-        k = min(k, len(self._ids))
-        docs, scores = self._bm25.retrieve(
+        k = min(k, len(self.ids))
+        docs, scores = self.bm25.retrieve(
             tokens, k=k, show_progress=False, n_threads=1, weight_mask=mask
         )
         docs, scores = docs[0], scores[0]
         keep = scores > 0
-        return scores[keep].astype(np.float32), self._ids[docs[keep]]
+        return scores[keep].astype(np.float32), self.ids[docs[keep]]
+
+    def save(self, folder: Path, name: str) -> None:
+        np.save(folder / f"{name}_ids.npy", self.ids)
+        if self.bm25 is not None:
+            self.bm25.save(str(folder / name), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> _Field:
+        bm25 = None
+        if (folder / name).is_dir():
+            bm25 = bm25s.BM25.load(str(folder / name), show_progress=False, verbosity=0)
+        return cls(np.load(folder / f"{name}_ids.npy"), bm25)
+
+
+# What each field indexes: a chunk's own text (with its title and section path), and the text
+# around it, from the chunk before to the chunk after (``ChunkStore.context_rows``).
+FIELDS = ("chunk", "context")
+_FORMAT = 2  # 1: the chunk field alone
+
+
+class LexicalIndex:
+    """BM25 over chunk ids, one index per field (see ``FIELDS``)."""
+
+    def __init__(self, fields: dict[str, _Field] | None = None) -> None:
+        empty = _Field(np.zeros(0, dtype=np.int64), None)
+        self._fields = fields or dict.fromkeys(FIELDS, empty)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def _ids(self) -> np.ndarray:
+        return self._fields["chunk"].ids
+
+    @classmethod
+    def build(
+        cls, rows: Iterable[tuple[int, str]], context: Iterable[tuple[int, str]] = ()
+    ) -> LexicalIndex:
+        """From (id, text) rows and (id, surrounding text) rows; without the latter the
+        context field falls back to the chunk's own text."""
+        chunk = _Field.build(rows)
+        built = _Field.build(context)
+        return cls({"chunk": chunk, "context": built if len(built.ids) else chunk})
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None, field: str = "chunk"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, ids) of the best ``k`` chunks; zero-score matches are dropped."""
+        return self._fields[field].search(query, k, allowed)
 
     # -- persistence --------------------------------------------------------------------------
+
+    @staticmethod
+    def current(path: Path) -> bool:
+        """Whether ``path`` holds a saved index of this format (an older one is rebuilt)."""
+        try:
+            return json.loads((path / "ok.json").read_text()).get("format") == _FORMAT
+        except (OSError, ValueError):
+            return False
 
     def save(self, path: Path) -> None:
         """Write into a fresh folder and rename it into place (atomic for readers)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
         try:
-            np.save(tmp / "ids.npy", self._ids)
-            if self._bm25 is not None:
-                self._bm25.save(str(tmp / "bm25"), show_progress=False)
-            (tmp / "ok.json").write_text(json.dumps({"n": len(self._ids)}))
+            for name, field in self._fields.items():
+                field.save(tmp, name)
+            (tmp / "ok.json").write_text(json.dumps({"n": len(self._ids), "format": _FORMAT}))
             if path.exists():
                 shutil.rmtree(path)
             os.replace(tmp, path)
@@ -118,10 +163,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, path: Path) -> LexicalIndex:
-        if not (path / "ok.json").is_file():
+        """A saved index; FileNotFoundError when there is none of this format."""
+        if not cls.current(path):
             raise FileNotFoundError(path)
-        index = cls()
-        index._set_ids(np.load(path / "ids.npy"))
-        if (path / "bm25").is_dir():
-            index._bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False, verbosity=0)
-        return index
+        return cls({name: _Field.load(path, name) for name in FIELDS})

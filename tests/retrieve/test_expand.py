@@ -26,3 +26,38 @@ def test_expansion_adds_the_other_spelling_only() -> None:
     # Lower-case two-letter words are ordinary words, not OS/IT/CT.
     assert expander.expand("is it safe") is None
     assert "overall survival" in (expander.expand("median OS") or "")
+
+
+def test_a_lower_case_word_in_a_cased_question_is_not_an_abbreviation() -> None:
+    expander = QueryExpander(
+        [
+            ("ARE", "AU-rich element", "abbrev"),
+            ("SAC", "spindle assembly checkpoint", "abbrev"),
+            ("CRC", "colorectal cancer", "abbrev"),
+        ]
+    )
+    # Written as words in a question that uses capitals: no expansion.
+    assert expander.expand("Aged patients are more susceptible to injury.") is None
+    assert expander.expand("Macrophages stem from the yolk sac.") is None
+    # Written as abbreviations, or in an all-lower-case question: expanded.
+    assert "AU-rich element" in (expander.expand("Which genes carry an ARE motif?") or "")
+    assert "colorectal cancer" in (expander.expand("Screening for CRC in adults") or "")
+    assert "colorectal cancer" in (expander.expand("crc screening in adults") or "")
+    # ...but a stop word is never read as one.
+    assert expander.expand("what are the risks") is None
+    # A sentence's first word has a capital whatever it is.
+    assert expander.expand("Sac formation in embryos") is None
+
+
+def test_only_spellings_that_add_words_are_appended_most_frequent_first() -> None:
+    aliases = [("PD-1", "programmed death 1", "abbrev")] * 3 + [
+        ("PD-1", "programmed death-1", "abbrev"),
+        ("PD-1", "programmed cell death 1", "abbrev"),
+    ]
+    expander = QueryExpander(aliases)
+    additions = expander.additions("Response to PD-1 blockade in melanoma")
+    assert additions[0] == "programmed death 1"
+    assert "programmed death-1" not in additions  # the same words as the first
+    assert "programmed cell death 1" in additions  # adds "cell"
+    # The question's own words count: nothing is appended that it already says.
+    assert expander.additions("PD-1 (programmed death 1, programmed cell death protein 1)") == []
