@@ -118,6 +118,10 @@ class RetrievalEvaluator(Evaluator):
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.beir is None):
             raise ValueError("give exactly one of dataset or beir")
+        if self.half not in (None, "all", "tune", "report"):
+            from rag.errors import ConfigError
+
+            raise ConfigError(f"--half must be tune, report or all, not {self.half!r}")
 
     def evaluate(self, assistant: Assistant | None) -> dict[str, Any]:
         from rag.eval.bench_retrieval import (

@@ -70,3 +70,13 @@ def test_a_grid_runs_on_one_half_and_writes_its_figures(
     # Each question names its own drug: both configurations find its document first.
     assert rows["default"]["metrics"]["mrr@10"] == 1.0
     assert rows["lexical-only"]["metrics"]["mrr@10"] == 1.0
+
+
+def test_rag_eval_retrieval_refuses_an_unknown_half(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    data = _dataset(tmp_path / "tiny")
+    result = CliRunner().invoke(app, ["eval", "retrieval", "--dataset", str(data), "--half", "mid"])
+    assert result.exit_code != 0 and "--half must be tune, report or all" in result.output
