@@ -118,7 +118,9 @@ class RetrievalEvaluator(Evaluator):
     def __post_init__(self) -> None:
         if (self.dataset is None) == (self.beir is None):
             raise ValueError("give exactly one of dataset or beir")
-        if self.half not in (None, "all", "tune", "report"):
+        from rag.eval.splits import HALVES
+
+        if self.half not in (None, "all", *HALVES):
             from rag.errors import ConfigError
 
             raise ConfigError(f"--half must be tune, report or all, not {self.half!r}")

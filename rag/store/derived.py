@@ -100,9 +100,12 @@ class DerivedBuilder:
             return Derived(generation, dense, lexical, store.aliases())
         try:
             dense = FaissStore.load(dense_path, self.settings)
-            lexical = LexicalIndex.load(lexical_path)
         except (FileNotFoundError, RuntimeError, OSError, ValueError):
             return self.build(store, generation)
+        try:
+            lexical = LexicalIndex.load(lexical_path)
+        except (FileNotFoundError, RuntimeError, OSError, ValueError):
+            lexical = build_lexical(store)  # missing, or saved in an older format
         return Derived(generation, dense, lexical, store.aliases())
 
     def milvus_dense(self, store: ChunkStore, generation: int, *, locked: bool) -> Any:

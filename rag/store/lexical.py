@@ -122,13 +122,10 @@ class LexicalIndex:
 
     @classmethod
     def build(
-        cls, rows: Iterable[tuple[int, str]], context: Iterable[tuple[int, str]] = ()
+        cls, rows: Iterable[tuple[int, str]], context: Iterable[tuple[int, str]]
     ) -> LexicalIndex:
-        """From (id, text) rows and (id, surrounding text) rows; without the latter the
-        context field falls back to the chunk's own text."""
-        chunk = _Field.build(rows)
-        built = _Field.build(context)
-        return cls({"chunk": chunk, "context": built if len(built.ids) else chunk})
+        """From (id, text) rows and (id, surrounding text) rows."""
+        return cls({"chunk": _Field.build(rows), "context": _Field.build(context)})
 
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None, field: str = "chunk"
